@@ -1,0 +1,62 @@
+"""Typed per-operator annotations that mapper passes attach to an ``OpGraph``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from architectures.systolic import FoldPlan
+
+__all__ = ["Placement", "Tiling", "Traffic"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which unit runs the operator: ``array`` (matrix ops), ``vector``, or ``none`` (a view)."""
+
+    unit: str
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a matrix operator folds onto the array, and why this dataflow was chosen."""
+
+    plan: FoldPlan
+    chosen_by: str  # "architecture" | "mapper option" | "auto: ..." (the comparison made)
+
+    @property
+    def dataflow(self) -> str:
+        return self.plan.dataflow
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes per operand (ifmap, filter, ofmap) at each level, for one operator.
+
+    ``sram_read``/``sram_write``: array-side accesses (edge reads, output and partial-sum writes,
+    partial-sum read-backs). ``dram_read``/``dram_write``: off-chip traffic; the SRAM is also
+    written by every DRAM read (fill) and read by every DRAM write (drain), which the energy
+    model charges. ``compulsory_*``: each input and weight read once, each output written once.
+    ``dram_loads``: per operand, how many times the working set is brought on chip (1 = reuse).
+    """
+
+    sram_read: Mapping[str, int]
+    sram_write: Mapping[str, int]
+    dram_read: Mapping[str, int]
+    dram_write: Mapping[str, int]
+    compulsory_read: int
+    compulsory_write: int
+    dram_loads: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("sram_read", "sram_write", "dram_read", "dram_write", "dram_loads"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return sum(self.dram_read.values())
+
+    @property
+    def dram_write_bytes(self) -> int:
+        return sum(self.dram_write.values())

@@ -1,0 +1,129 @@
+"""Mapper passes and the pipeline that runs them.
+
+Contract: a pass is a named function ``(graph, arch, options) -> graph`` registered with
+``@mapper_pass(name=..., requires=(...))``. It returns a new ``OpGraph`` with its typed
+annotations added and never mutates its input. ``Pipeline.run`` checks each pass's
+``requires`` against the passes already run and, with ``lint=True`` (tests), checks the graph
+after every pass; a failure names the pass. The last step, ``lower``, turns the annotated graph
+into a ``LoweredProgram``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from workloads.errors import ConfigError, Problem, did_you_mean
+from workloads.graph import OpGraph
+from workloads.schema import Schema
+
+__all__ = ["MapperOptions", "MapperPass", "PASSES", "mapper_pass", "Pipeline", "DEFAULT_PASSES",
+           "PassError"]
+
+
+class MapperOptions(Schema):
+    """Options for the mapper passes (the experiment's ``mapper:`` section)."""
+
+    dataflow: Literal["auto", "os", "ws", "is"] | None = Field(
+        None, description="os | ws | is | auto (best per layer); unset: the architecture's dataflow")
+    fidelity: Literal["layer", "tile"] = Field(
+        "tile", description="layer: one load/compute/store per layer; tile: one per fold group")
+    max_tiles_per_layer: int = Field(
+        64, gt=0, description="tile fidelity: consecutive identical folds are coalesced so that a "
+        "layer has at most this many compute tasks")
+
+
+class PassError(RuntimeError):
+    """A pass produced an ill-formed graph or ran without what it requires."""
+
+
+@dataclass(frozen=True)
+class MapperPass:
+    name: str
+    fn: Callable[..., OpGraph]
+    requires: tuple[str, ...]
+    doc: str
+
+
+PASSES: dict[str, MapperPass] = {}
+
+
+def mapper_pass(*, name: str, requires: tuple[str, ...] = ()):
+    """Register a pass function under ``name``."""
+
+    def deco(fn):
+        if name in PASSES:
+            raise ValueError(f"mapper pass '{name}' registered twice")
+        PASSES[name] = MapperPass(name, fn, tuple(requires), (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return deco
+
+
+DEFAULT_PASSES: tuple[str, ...] = ("place", "dataflow", "traffic")
+
+
+def _load_builtin() -> None:
+    from mappers import passes  # noqa: F401
+
+
+class Pipeline:
+    """An ordered list of pass names, run over a graph for one architecture."""
+
+    def __init__(self, passes: tuple[str, ...] | list[str] = DEFAULT_PASSES):
+        _load_builtin()
+        unknown = [p for p in passes if p not in PASSES]
+        if unknown:
+            raise ConfigError([Problem(None, "mapper.passes", f"unknown pass '{p}'",
+                                       hint=did_you_mean(p, PASSES)) for p in unknown])
+        self.passes = tuple(passes)
+
+    def run(self, graph: OpGraph, arch, options: MapperOptions | None = None, *,
+            lint: bool = False) -> OpGraph:
+        options = options or MapperOptions()
+        done: list[str] = []
+        for name in self.passes:
+            p = PASSES[name]
+            missing = [r for r in p.requires if r not in done]
+            if missing:
+                raise PassError(f"pass '{name}' requires {missing} to run first (ran: {done or 'none'})")
+            previous = done[-1] if done else "the start"
+            graph = p.fn(graph, arch, options)
+            if lint:
+                problems = lint_graph(graph, done + [name])
+                if problems:
+                    raise PassError(f"pass '{name}' (after {previous}) left the graph ill-formed: "
+                                    + "; ".join(problems))
+            done.append(name)
+        return graph
+
+    def lower(self, graph: OpGraph, arch, options: MapperOptions | None = None, *, lint: bool = False):
+        """Run the passes, then lower to a ``LoweredProgram``."""
+        from mappers.lower import lower
+
+        options = options or MapperOptions()
+        return lower(self.run(graph, arch, options, lint=lint), arch, options)
+
+
+def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
+    """Structural checks after a pass: acyclic, shapes present, annotations the passes promise."""
+    import networkx as nx
+
+    from mappers.annotations import Placement, Tiling, Traffic
+
+    out = []
+    if not nx.is_directed_acyclic_graph(graph.nx):
+        out.append("graph has a cycle")
+    for op in graph.ops():
+        if any(s <= 0 for s in op.output.shape):
+            out.append(f"{op.name}: empty output shape {op.output.shape}")
+        if "place" in done and not graph.has(op.name, Placement):
+            out.append(f"{op.name}: not placed")
+        if "dataflow" in done and op.is_matrix and not graph.has(op.name, Tiling):
+            out.append(f"{op.name}: matrix op without a Tiling")
+        if "traffic" in done and graph.get(op.name, Placement).unit != "none" and not graph.has(op.name, Traffic):
+            out.append(f"{op.name}: no Traffic")
+    return out

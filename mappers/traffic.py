@@ -1,0 +1,99 @@
+"""Buffer and DRAM traffic of one operator on a systolic array (an analytical reuse model).
+
+The folds run in SCALE-Sim's order: column folds outer, row folds inner. Each operand SRAM is
+double-buffered: half is read by the array while the other half is filled, so a working set is
+reused across the inner loop only if it fits in half the buffer. Per dataflow:
+
+====  ===============================  ==========================  ===========================
+      ifmap                            filter                      ofmap
+====  ===============================  ==========================  ===========================
+os    whole ifmap reused across column the filter column block      final outputs, written once
+      folds if it fits, else re-read   (K x C) reused across row
+      once per column fold             folds if it fits, else
+                                       re-read per row fold
+ws    as os                            each weight loaded once      partial sums (M x C) stay on
+                                                                    chip across K-folds if they
+                                                                    fit, else spill to DRAM and
+                                                                    are read back
+is    each input loaded once           whole filter reused across  as ws with (C x N) partial
+                                       column folds if it fits,    sums
+                                       else re-read per column fold
+====  ===============================  ==========================  ===========================
+
+The ifmap's compulsory traffic is the input the windows actually touch (``unique_input_bytes``),
+not the im2col matrix, because the buffer holds the feature map and the array's feeders
+re-read overlapping windows from SRAM. This is an analytical model of what SCALE-Sim obtains by
+replaying address traces through its buffers; README ("SCALE-Sim differences") says where
+the two differ.
+"""
+
+from __future__ import annotations
+
+from architectures.systolic import FoldPlan, SystolicArray
+from mappers.annotations import Traffic
+from workloads.ops import Conv2D, MatMul, Op
+
+__all__ = ["systolic_traffic", "vector_traffic", "OPERANDS"]
+
+OPERANDS = ("ifmap", "filter", "ofmap")
+
+
+def _operand_bytes(op: Op) -> tuple[float, float, float, int, int, int]:
+    """Element bytes (ifmap, filter, ofmap) and compulsory bytes (ifmap, filter, ofmap)."""
+    x = op.inputs[0]
+    w = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
+    o = op.output
+    ui = op.unique_input_bytes if isinstance(op, Conv2D) else x.nbytes
+    return x.element_bytes, w.element_bytes, o.element_bytes, ui, w.nbytes, o.nbytes
+
+
+def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray) -> Traffic:
+    """SRAM and DRAM bytes per operand for ``op`` folded as ``plan`` (see module docstring)."""
+    g = plan.gemm
+    bi, bf, bo, ui, uf, uo = _operand_bytes(op)
+    G = g.groups
+    half_i = arch.memory.ifmap_sram.size_bytes / 2
+    half_f = arch.memory.filter_sram.size_bytes / 2
+    half_o = arch.memory.ofmap_sram.size_bytes / 2
+    df = plan.dataflow
+    C = arch.cols
+
+    loads_i = loads_f = 1
+    psum_spill = False
+    if df == "os":
+        if ui / G > half_i:
+            loads_i = plan.col_folds
+        if g.K * min(C, g.N) * bf > half_f:
+            loads_f = plan.row_folds
+    elif df == "ws":
+        if ui / G > half_i:
+            loads_i = plan.col_folds
+        psum_spill = plan.k_folds > 1 and g.M * min(C, g.N) * bo > half_o
+    else:  # is
+        if uf / G > half_f:
+            loads_f = plan.col_folds
+        psum_spill = plan.k_folds > 1 and min(C, g.M) * g.N * bo > half_o
+
+    dram_read = {"ifmap": round(ui * loads_i), "filter": round(uf * loads_f), "ofmap": 0}
+    dram_write = {"ifmap": 0, "filter": 0, "ofmap": uo}
+    if psum_spill:
+        dram_write["ofmap"] = uo * plan.k_folds
+        dram_read["ofmap"] = uo * (plan.k_folds - 1)
+    sram_read = {"ifmap": round(plan.ifmap_reads * bi), "filter": round(plan.filter_reads * bf),
+                 "ofmap": round(plan.ofmap_reads * bo)}
+    sram_write = {"ifmap": 0, "filter": 0, "ofmap": round(plan.ofmap_writes * bo)}
+    return Traffic(sram_read, sram_write, dram_read, dram_write, compulsory_read=ui + uf,
+                   compulsory_write=uo,
+                   dram_loads={"ifmap": loads_i, "filter": loads_f,
+                               "ofmap": plan.k_folds if psum_spill else 1})
+
+
+def vector_traffic(op: Op) -> Traffic:
+    """A vector op reads its inputs (and parameters) once and writes its output once."""
+    inp = sum(t.nbytes for t in op.inputs)
+    par = sum(t.nbytes for t in op.weights)
+    out = op.output.nbytes
+    reads = {"ifmap": inp, "filter": par, "ofmap": 0}
+    writes = {"ifmap": 0, "filter": 0, "ofmap": out}
+    return Traffic(reads, writes, dict(reads), dict(writes), compulsory_read=inp + par,
+                   compulsory_write=out, dram_loads={"ifmap": 1, "filter": 1, "ofmap": 1})

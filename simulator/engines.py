@@ -1,0 +1,143 @@
+"""Engines: ``Engine.run(program) -> SimResult``, one registry, one way to build the result.
+
+Contract: every engine takes a ``LoweredProgram`` and returns a ``SimResult`` built by
+``assemble_result`` from per-layer spans and stall attribution, so results from different
+engines have the same shape and can be compared field by field.
+
+- ``analytical``: per-layer roofline, layers one after another: a layer takes
+  max(compute cycles, DRAM bytes / DRAM bytes-per-cycle); the difference is a memory stall.
+  The fast path, and the cross-check for the event engines.
+- ``numba`` / ``simpy``: the event-driven core and its reference (``simulator.core``,
+  ``simulator.reference``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+
+from simulator.program import COMPUTE, LoweredProgram
+from simulator.result import LayerResult, ResourceStats, SimResult
+from workloads.errors import ConfigError, Problem, did_you_mean
+
+__all__ = ["Engine", "ENGINES", "register_engine", "get_engine", "assemble_result", "AnalyticalEngine",
+           "LayerTiming"]
+
+
+class Engine(Protocol):
+    name: str
+
+    def run(self, program: LoweredProgram, *, experiment: str = "", architecture: str = "",
+            workload: str = "") -> SimResult: ...
+
+
+ENGINES: dict[str, type] = {}
+
+
+def register_engine(name: str):
+    def deco(cls):
+        if name in ENGINES:
+            raise ValueError(f"engine '{name}' registered twice")
+        cls.name = name
+        ENGINES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_engine(name: str) -> Engine:
+    _load_builtin()
+    if name not in ENGINES:
+        raise ConfigError(Problem(None, "engine", f"'{name}' is not an engine; available: "
+                                  f"{', '.join(sorted(ENGINES))}", hint=did_you_mean(name, ENGINES)))
+    return ENGINES[name]()
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in ("simulator.core", "simulator.reference"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # engine package not present in this build
+            if exc.name != module:
+                raise
+
+
+class LayerTiming:
+    """Per-layer spans and stall attribution, filled in by an engine."""
+
+    def __init__(self, n_layers: int):
+        self.start = np.zeros(n_layers, dtype=np.int64)
+        self.end = np.zeros(n_layers, dtype=np.int64)
+        self.busy = np.zeros(n_layers, dtype=np.int64)
+        self.stall_memory = np.zeros(n_layers, dtype=np.int64)
+        self.stall_dependency = np.zeros(n_layers, dtype=np.int64)
+        self.stall_busy = np.zeros(n_layers, dtype=np.int64)
+
+
+def assemble_result(program: LoweredProgram, engine: str, cycles: int, timing: LayerTiming,
+                    resources: list[ResourceStats], *, experiment: str = "", architecture: str = "",
+                    workload: str = "", extra: dict | None = None) -> SimResult:
+    layers = []
+    for info in program.layers:
+        i = info.index
+        span = int(timing.end[i] - timing.start[i])
+        busy = int(timing.busy[i])
+        util = info.macs / (span * info.peak_macs_per_cycle) if span and info.peak_macs_per_cycle else 0.0
+        layers.append(LayerResult(
+            index=i, name=info.name, kind=info.kind, unit=info.unit, dataflow=info.dataflow,
+            block=info.block, start_cycle=int(timing.start[i]), end_cycle=int(timing.end[i]),
+            compute_cycles=busy, stall_cycles=span - busy,
+            stall_memory_cycles=int(timing.stall_memory[i]),
+            stall_dependency_cycles=int(timing.stall_dependency[i]),
+            stall_busy_cycles=int(timing.stall_busy[i]), macs=info.macs, vector_ops=info.vector_ops,
+            folds=info.folds, mapping_efficiency=info.mapping_efficiency,
+            compute_utilization=info.compute_utilization, utilization=util,
+            latency_s=span / program.freq_hz, gemm=info.gemm, counters=info.counters))
+    peak = max((r.peak_macs_per_cycle for r in program.resources), default=0)
+    return SimResult(experiment=experiment, engine=engine, architecture=architecture,
+                     workload=workload or str(program.meta.get("graph", "")), freq_hz=program.freq_hz,
+                     cycles=int(cycles), peak_macs_per_cycle=peak, layers=tuple(layers),
+                     resources=tuple(resources), extra=extra or {})
+
+
+@register_engine("analytical")
+class AnalyticalEngine:
+    """Per-layer roofline, layers in sequence (see the module docstring)."""
+
+    name = "analytical"
+
+    def run(self, program: LoweredProgram, *, experiment: str = "", architecture: str = "",
+            workload: str = "") -> SimResult:
+        channels = [r for r in program.resources if r.kind == "channel"]
+        bpc = channels[0].bytes_per_cycle if channels else math.inf
+        timing = LayerTiming(len(program.layers))
+        t = 0
+        unit_busy: dict[str, int] = {r.name: 0 for r in program.resources if r.kind == "unit"}
+        channel_busy = 0
+        channel_bytes = 0
+        for info in program.layers:
+            dram = int(info.dram_bytes)
+            dram_cycles = 0 if math.isinf(bpc) else math.ceil(dram / bpc - 1e-9)
+            span = max(info.compute_cycles, dram_cycles)
+            timing.start[info.index] = t
+            timing.end[info.index] = t + span
+            timing.busy[info.index] = info.compute_cycles
+            timing.stall_memory[info.index] = span - info.compute_cycles
+            unit_busy[info.unit] = unit_busy.get(info.unit, 0) + info.compute_cycles
+            channel_busy += dram_cycles
+            channel_bytes += dram
+            t += span
+        stats = [ResourceStats(name, "unit", busy, t - busy,
+                               int(np.sum((program.kind == COMPUTE) &
+                                          (program.resource == program.resource_index(name)))))
+                 for name, busy in unit_busy.items()]
+        for r in channels[:1]:
+            stats.append(ResourceStats(r.name, "channel", channel_busy, t - channel_busy,
+                                       int(np.sum(program.resource == program.resource_index(r.name))),
+                                       channel_bytes))
+        return assemble_result(program, self.name, t, timing, stats, experiment=experiment,
+                               architecture=architecture, workload=workload)

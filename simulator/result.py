@@ -1,0 +1,169 @@
+"""``SimResult``: what every engine returns. Frozen data; printing is the CLI's job.
+
+Metric names carry their unit and are stable (DSE loops read them): ``cycles``, ``latency_s``,
+``energy_pj``, ``utilization``, ``macs``, ``sram_read_bytes``, ``sram_write_bytes``,
+``dram_read_bytes``, ``dram_write_bytes``, plus per operand (``ifmap_dram_read_bytes``, ...) and
+energy by component (``mac_energy_pj``, ``sram_energy_pj``, ``dram_energy_pj``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["LayerResult", "ResourceStats", "SimResult", "LAYER_CSV_COLUMNS"]
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    index: int
+    name: str
+    kind: str
+    unit: str
+    dataflow: str | None
+    block: str | None
+    start_cycle: int
+    end_cycle: int
+    compute_cycles: int  # cycles the layer's unit was busy with it
+    stall_cycles: int  # the rest of its span
+    stall_memory_cycles: int  # waiting for DRAM transfers
+    stall_dependency_cycles: int  # waiting for other layers' results
+    stall_busy_cycles: int  # waiting for its unit, busy with other work
+    macs: int
+    vector_ops: int
+    folds: int
+    mapping_efficiency: float | None
+    compute_utilization: float | None
+    utilization: float  # MACs / (cycles x PEs of its unit)
+    latency_s: float
+    gemm: tuple[int, int, int, int] | None
+    counters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
+
+    @property
+    def total_cycles(self) -> int:
+        return self.end_cycle - self.start_cycle
+
+    @property
+    def energy_pj(self) -> float:
+        return float(self.counters.get("energy_pj", 0.0))
+
+    def row(self) -> dict[str, Any]:
+        """One flat row for layers.csv / tables."""
+        m, k, n, g = self.gemm or (None, None, None, None)
+        out = {"layer": self.name, "kind": self.kind, "unit": self.unit, "dataflow": self.dataflow or "",
+               "start_cycle": self.start_cycle, "end_cycle": self.end_cycle,
+               "compute_cycles": self.compute_cycles, "stall_cycles": self.stall_cycles,
+               "total_cycles": self.total_cycles, "stall_memory_cycles": self.stall_memory_cycles,
+               "stall_dependency_cycles": self.stall_dependency_cycles,
+               "stall_busy_cycles": self.stall_busy_cycles, "latency_s": self.latency_s,
+               "utilization": self.utilization,
+               "mapping_efficiency": "" if self.mapping_efficiency is None else self.mapping_efficiency,
+               "compute_utilization": "" if self.compute_utilization is None else self.compute_utilization,
+               "macs": self.macs, "vector_ops": self.vector_ops, "folds": self.folds,
+               "M": m if m is not None else "", "K": k if k is not None else "",
+               "N": n if n is not None else "", "groups": g if g is not None else ""}
+        for key, value in self.counters.items():
+            out[key] = value
+        return out
+
+
+LAYER_CSV_COLUMNS = ("layer", "dataflow", "compute_cycles", "stall_cycles", "total_cycles",
+                     "utilization", "macs", "sram_read_bytes", "sram_write_bytes",
+                     "dram_read_bytes", "dram_write_bytes", "energy_pj")
+
+
+@dataclass(frozen=True)
+class ResourceStats:
+    """Busy time of a unit or channel over the run (and bytes, for channels)."""
+
+    name: str
+    kind: str  # unit | channel
+    busy_cycles: int
+    idle_cycles: int
+    tasks: int
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class SimResult:
+    experiment: str
+    engine: str
+    architecture: str
+    workload: str
+    freq_hz: float
+    cycles: int
+    peak_macs_per_cycle: int
+    layers: tuple[LayerResult, ...]
+    resources: tuple[ResourceStats, ...] = ()
+    extra: Mapping[str, float] = field(default_factory=dict)  # engine-specific metrics
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    @property
+    def latency_s(self) -> float:
+        return self.cycles / self.freq_hz
+
+    def counter(self, name: str) -> float:
+        return sum(layer.counters.get(name, 0.0) for layer in self.layers)
+
+    @property
+    def energy_pj(self) -> float:
+        return self.counter("energy_pj")
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def layer(self, name: str) -> LayerResult:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer '{name}'; layers: {', '.join(l.name for l in self.layers[:8])}...")
+
+    def metrics(self) -> dict[str, float]:
+        """The stable metric names (see the module docstring)."""
+        compute = sum(l.compute_cycles for l in self.layers if l.unit == "array")
+        out: dict[str, float] = {
+            "cycles": self.cycles,
+            "latency_s": self.latency_s,
+            "energy_pj": self.energy_pj,
+            "utilization": self.macs / (self.cycles * self.peak_macs_per_cycle)
+            if self.cycles and self.peak_macs_per_cycle else 0.0,
+            "macs": self.macs,
+            "array_compute_cycles": compute,
+            "stall_memory_cycles": sum(l.stall_memory_cycles for l in self.layers),
+            "stall_dependency_cycles": sum(l.stall_dependency_cycles for l in self.layers),
+            "stall_busy_cycles": sum(l.stall_busy_cycles for l in self.layers),
+        }
+        names: list[str] = []
+        for layer in self.layers:
+            for key in layer.counters:
+                if key not in names:
+                    names.append(key)
+        for key in names:
+            out[key] = self.counter(key)
+        out["edp_j_s"] = out["energy_pj"] * 1e-12 * self.latency_s
+        out.update(self.extra)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "engine": self.engine,
+            "architecture": self.architecture,
+            "workload": self.workload,
+            "freq_hz": self.freq_hz,
+            "metrics": self.metrics(),
+            "layers": [layer.row() for layer in self.layers],
+            "resources": [vars(r) for r in self.resources],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)

@@ -1,0 +1,290 @@
+"""``OpGraph``: the workload as a DAG of typed operators, on networkx.
+
+Contract: nodes are operator names; an edge u -> v means v reads the tensor u writes (the edge's
+``tensor`` attribute). Builder methods (``conv2d``, ``linear``, ``add``, ...) take input tensors
+and return the output tensor, so models read like their papers. ``ops()`` is a deterministic
+topological order (ties broken by insertion order). Mapper passes attach typed annotations per
+operator (``annotate(name, Tiling(...))`` / ``get(name, Tiling)``), keyed by the annotation's
+class, never by ad-hoc strings; ``copy()`` gives a new graph sharing the (immutable) operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import networkx as nx
+
+from workloads.ops import (Conv2D, Elementwise, GemmShape, Linear, MatMul, Norm, Op, Pool, Reshape,
+                           Softmax, TensorSpec, _pair, conv_out)
+from workloads.precision import PRECISIONS
+
+__all__ = ["OpGraph", "PrecisionPolicy", "GraphError"]
+
+A = TypeVar("A")
+
+
+class GraphError(ValueError):
+    """A graph that is not well formed (unknown tensor, duplicate name, cycle, bad shape)."""
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """Storage precision per tensor class, and the quantization group size for weights."""
+
+    weights: str = "int8"
+    activations: str = "int8"
+    kv_cache: str | None = None  # defaults to activations
+    group_size: int | None = None  # weights: one scale per group (quantized formats)
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "activations", "kv_cache"):
+            value = getattr(self, name)
+            if value is not None and value not in PRECISIONS:
+                raise GraphError(f"precision.{name}: unknown precision {value!r}; "
+                                 f"known: {', '.join(PRECISIONS)}")
+
+    @property
+    def kv(self) -> str:
+        return self.kv_cache or self.activations
+
+
+class OpGraph:
+    """A workload graph. See the module docstring for the contract."""
+
+    def __init__(self, name: str, precision: PrecisionPolicy | None = None,
+                 meta: dict[str, Any] | None = None):
+        self.name = name
+        self.precision = precision or PrecisionPolicy()
+        self.meta: dict[str, Any] = dict(meta or {})  # e.g. {"batch": 1, "model": "resnet50"}
+        self.nx = nx.DiGraph()
+        self._tensors: dict[str, TensorSpec] = {}
+        self._producer: dict[str, str] = {}
+        self._order: list[str] | None = None
+        self.graph_inputs: list[TensorSpec] = []
+
+    # ---- construction ---------------------------------------------------------------------
+    def input(self, name: str, shape: tuple[int, ...], precision: str | None = None) -> TensorSpec:
+        """Declare a graph input (an activation that comes from outside, e.g. the image)."""
+        if name in self._tensors:
+            raise GraphError(f"tensor '{name}' already exists in graph '{self.name}'")
+        t = TensorSpec(name, tuple(int(s) for s in shape), precision or self.precision.activations)
+        if any(s <= 0 for s in t.shape):
+            raise GraphError(f"input '{name}': shape {t.shape} has a non-positive dimension")
+        self._tensors[name] = t
+        self.graph_inputs.append(t)
+        return t
+
+    def add(self, op: Op) -> TensorSpec:
+        """Add an operator; its inputs must already exist. Returns its output tensor."""
+        if op.name in self.nx:
+            raise GraphError(f"operator '{op.name}' already exists in graph '{self.name}'")
+        for t in op.inputs:
+            if t.name not in self._tensors:
+                raise GraphError(f"operator '{op.name}' reads unknown tensor '{t.name}'")
+        if op.output.name in self._tensors:
+            raise GraphError(f"operator '{op.name}' writes tensor '{op.output.name}', which exists")
+        if any(s <= 0 for s in op.output.shape):
+            raise GraphError(f"operator '{op.name}': output shape {op.output.shape} is empty "
+                             f"(input too small for the kernel/stride?)")
+        self.nx.add_node(op.name, op=op, ann={}, index=len(self.nx))
+        for t in op.inputs:
+            src = self._producer.get(t.name)
+            if src is not None:
+                self.nx.add_edge(src, op.name, tensor=t.name)
+        for w in op.weights:
+            self._tensors[w.name] = w
+        self._tensors[op.output.name] = op.output
+        self._producer[op.output.name] = op.name
+        self._order = None
+        return op.output
+
+    def _weight(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
+        p = self.precision
+        return TensorSpec(name, shape, p.weights, "weight", p.group_size)
+
+    def _act(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
+        return TensorSpec(name, tuple(int(s) for s in shape), self.precision.activations)
+
+    def conv2d(self, name: str, x: TensorSpec, out_channels: int, kernel: int | tuple[int, int],
+               stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+               dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = False,
+               block: str | None = None) -> TensorSpec:
+        b, c, h, w = x.shape
+        k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+        if c % groups or out_channels % groups:
+            raise GraphError(f"conv '{name}': channels {c}->{out_channels} not divisible by groups={groups}")
+        oh, ow = conv_out(h, k[0], s[0], p[0], d[0]), conv_out(w, k[1], s[1], p[1], d[1])
+        weights = [self._weight(f"{name}.weight", (out_channels, c // groups, k[0], k[1]))]
+        if bias:
+            weights.append(self._weight(f"{name}.bias", (out_channels,)))
+        return self.add(Conv2D(name=name, inputs=(x,), weights=tuple(weights),
+                               output=self._act(f"{name}.out", (b, out_channels, oh, ow)),
+                               kernel=k, stride=s, padding=p, dilation=d, groups=groups, block=block))
+
+    def linear(self, name: str, x: TensorSpec, out_features: int, bias: bool = True,
+               block: str | None = None, phase: str | None = None) -> TensorSpec:
+        *lead, k = x.shape
+        tokens = 1
+        for s in lead:
+            tokens *= s
+        weights = [self._weight(f"{name}.weight", (k, out_features))]
+        if bias:
+            weights.append(self._weight(f"{name}.bias", (out_features,)))
+        return self.add(Linear(name=name, inputs=(x,), weights=tuple(weights),
+                               output=self._act(f"{name}.out", (*lead, out_features)),
+                               tokens=tokens, in_features=k, out_features=out_features,
+                               block=block, phase=phase))
+
+    def matmul(self, name: str, a: TensorSpec, b: TensorSpec, block: str | None = None,
+               phase: str | None = None) -> TensorSpec:
+        """(..., M, K) @ (..., K, N) over matching leading (batch) dims."""
+        *ba, m, k = a.shape
+        *bb, k2, n = b.shape
+        if k != k2 or tuple(ba) != tuple(bb):
+            raise GraphError(f"matmul '{name}': shapes {a.shape} and {b.shape} do not multiply")
+        batch = 1
+        for s in ba:
+            batch *= s
+        return self.add(MatMul(name=name, inputs=(a, b), output=self._act(f"{name}.out", (*ba, m, n)),
+                               batch=batch, M=m, K=k, N=n, block=block, phase=phase))
+
+    def pool(self, name: str, x: TensorSpec, mode: str, kernel: int | tuple[int, int],
+             stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
+             block: str | None = None) -> TensorSpec:
+        b, c, h, w = x.shape
+        k = _pair(kernel)
+        s = _pair(stride if stride is not None else kernel)
+        p = _pair(padding)
+        oh, ow = conv_out(h, k[0], s[0], p[0], 1), conv_out(w, k[1], s[1], p[1], 1)
+        return self.add(Pool(name=name, inputs=(x,), output=self._act(f"{name}.out", (b, c, oh, ow)),
+                             mode=mode, kernel=k, stride=s, padding=p, block=block))
+
+    def global_pool(self, name: str, x: TensorSpec, mode: str = "avg",
+                    block: str | None = None) -> TensorSpec:
+        return self.pool(name, x, mode, kernel=(x.shape[2], x.shape[3]), block=block)
+
+    def elementwise(self, name: str, function: str, *xs: TensorSpec, ops_per_element: int = 1,
+                    block: str | None = None, phase: str | None = None) -> TensorSpec:
+        shape = xs[0].shape
+        for x in xs[1:]:
+            if x.shape != shape:
+                raise GraphError(f"elementwise '{name}': shapes {shape} and {x.shape} differ")
+        return self.add(Elementwise(name=name, inputs=tuple(xs), function=function,
+                                    ops_per_element=ops_per_element,
+                                    output=self._act(f"{name}.out", shape), block=block, phase=phase))
+
+    def relu(self, name: str, x: TensorSpec, block: str | None = None) -> TensorSpec:
+        return self.elementwise(name, "relu", x, block=block)
+
+    def residual_add(self, name: str, a: TensorSpec, b: TensorSpec,
+                     block: str | None = None) -> TensorSpec:
+        return self.elementwise(name, "add", a, b, block=block)
+
+    def softmax(self, name: str, x: TensorSpec, block: str | None = None,
+                phase: str | None = None) -> TensorSpec:
+        return self.add(Softmax(name=name, inputs=(x,), output=self._act(f"{name}.out", x.shape),
+                                block=block, phase=phase))
+
+    def norm(self, name: str, x: TensorSpec, mode: str = "layernorm", block: str | None = None,
+             phase: str | None = None) -> TensorSpec:
+        features = x.shape[1] if mode == "batchnorm" else x.shape[-1]
+        weights = (self._weight(f"{name}.weight", (features,)),)
+        if mode != "rmsnorm":
+            weights += (self._weight(f"{name}.bias", (features,)),)
+        return self.add(Norm(name=name, inputs=(x,), weights=weights, mode=mode,
+                             output=self._act(f"{name}.out", x.shape), block=block, phase=phase))
+
+    def flatten(self, name: str, x: TensorSpec, block: str | None = None) -> TensorSpec:
+        b = x.shape[0]
+        return self.add(Reshape(name=name, inputs=(x,), output=self._act(f"{name}.out", (b, x.numel // b)),
+                                block=block))
+
+    # ---- reading ---------------------------------------------------------------------------
+    def ops(self) -> list[Op]:
+        """Operators in a deterministic topological order."""
+        if self._order is None:
+            idx = nx.get_node_attributes(self.nx, "index")
+            try:
+                self._order = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: idx[n]))
+            except nx.NetworkXUnfeasible:
+                cycle = nx.find_cycle(self.nx)
+                raise GraphError(f"graph '{self.name}' has a cycle: {cycle}") from None
+        return [self.nx.nodes[n]["op"] for n in self._order]
+
+    def op(self, name: str) -> Op:
+        return self.nx.nodes[name]["op"]
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.ops())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def tensor(self, name: str) -> TensorSpec:
+        return self._tensors[name]
+
+    def producer(self, tensor: str) -> str | None:
+        return self._producer.get(tensor)
+
+    def predecessors(self, name: str) -> list[str]:
+        return list(self.nx.predecessors(name))
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops())
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops())
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(op.weight_bytes for op in self.ops())
+
+    # ---- annotations -----------------------------------------------------------------------
+    def annotate(self, name: str, value: Any) -> None:
+        """Attach a typed annotation (its class is the key)."""
+        self.nx.nodes[name]["ann"][type(value)] = value
+
+    def get(self, name: str, kind: type[A], default: Any = ...) -> A:
+        """The annotation of class ``kind`` on operator ``name``."""
+        ann = self.nx.nodes[name]["ann"]
+        if kind in ann:
+            return ann[kind]
+        if default is not ...:
+            return default
+        raise KeyError(f"operator '{name}' has no {kind.__name__} annotation")
+
+    def has(self, name: str, kind: type) -> bool:
+        return kind in self.nx.nodes[name]["ann"]
+
+    def copy(self) -> "OpGraph":
+        """A new graph with the same operators and copies of the annotation maps."""
+        g = OpGraph(self.name, self.precision, self.meta)
+        g.nx = self.nx.copy()
+        for n in g.nx.nodes:
+            g.nx.nodes[n]["ann"] = dict(self.nx.nodes[n]["ann"])
+        g._tensors = dict(self._tensors)
+        g._producer = dict(self._producer)
+        g._order = list(self._order) if self._order else None
+        g.graph_inputs = list(self.graph_inputs)
+        return g
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per operator: name, kind, output shape, MACs, params."""
+        rows = []
+        for op in self.ops():
+            g = op.gemm()
+            rows.append({"name": op.name, "kind": op.kind, "output": op.output.shape,
+                         "macs": op.macs, "params": op.params,
+                         "gemm": (g.M, g.K, g.N, g.groups) if isinstance(g, GemmShape) else None})
+        return rows
+
+    def __repr__(self) -> str:
+        return (f"OpGraph({self.name!r}, ops={len(self)}, macs={self.macs / 1e9:.3g} G, "
+                f"params={self.params / 1e6:.3g} M)")

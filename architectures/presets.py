@@ -148,7 +148,6 @@ def build_architecture(spec: dict | str, *, file: str | None = None, lines: dict
                 continue
             set_path(base, canon, value)
             provenance[canon] = (file, key, lines.get(key))
-    probs.raise_if_any()
 
     def origin(loc: tuple):
         for n in range(len(loc), 0, -1):
@@ -162,7 +161,11 @@ def build_architecture(spec: dict | str, *, file: str | None = None, lines: dict
             return preset.path, tuple(loc), _line(preset.lines, loc)
         return file, prefix + tuple(loc), _line(lines, prefix + tuple(loc))
 
-    arch = validate(cls, base, file=file, prefix=prefix, lines=lines, origin=origin)
+    try:
+        arch = validate(cls, base, file=file, prefix=prefix, lines=lines, origin=origin)
+    except ConfigError as exc:
+        probs.extend(exc.problems)
+    probs.raise_if_any()
     return arch
 
 

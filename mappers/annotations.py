@@ -13,9 +13,12 @@ __all__ = ["Placement", "Tiling", "Traffic"]
 
 @dataclass(frozen=True)
 class Placement:
-    """Which unit runs the operator: ``array`` (matrix ops), ``vector``, or ``none`` (a view)."""
+    """Which unit runs the operator: ``array`` (matrix ops), ``vector``, ``none`` (a view), or
+    ``fused`` (applied in the output stage of ``fused_into``, costing its energy but no time
+    and no memory traffic of its own)."""
 
     unit: str
+    fused_into: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def _coalesce(n: int, max_tiles: int) -> np.ndarray:
     return (np.arange(k, dtype=np.int64) * n) // k
 
 
-def _tiles(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions):
+def _tiles(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, vector_cycles: int):
     """(unit, cycles[], reads[], writes[], counts[]) per tile of one layer."""
     placement = graph.get(op.name, Placement).unit
     traffic = graph.get(op.name, Traffic)
@@ -140,7 +140,7 @@ def _tiles(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions):
         cycles = np.full(plan.folds, plan.fold_cycles, dtype=np.int64)
         counts = np.ones(plan.folds, dtype=np.int64)
     else:
-        total = math.ceil(op.vector_ops / arch.vector_lanes)
+        total = vector_cycles
         n = max(1, min(max_tiles, math.ceil(traffic.dram_read_bytes / (arch.memory.ifmap_sram.size_bytes / 2))))
         cycles = _spread(np.ones(n), total)
         reads = _spread(np.ones(n), traffic.dram_read_bytes)
@@ -155,9 +155,14 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
     """Build the task program for an annotated graph (see the module docstring)."""
     b = ProgramBuilder(arch.freq_hz, systolic_resources(arch))
     last_store: dict[str, int | None] = {}  # op name -> its last DRAM-write task (or last compute)
+    fused_by: dict[str, list[Op]] = {}
+    for op in graph.ops():
+        into = graph.get(op.name, Placement).fused_into
+        if into is not None:
+            fused_by.setdefault(into, []).append(op)
     for op in graph.ops():
         placement = graph.get(op.name, Placement).unit
-        if placement == "none":  # a view: its output is its input
+        if placement in ("none", "fused"):  # a view or a fused op: its output is its input's
             srcs = [last_store.get(p) for p in graph.predecessors(op.name)]
             last_store[op.name] = srcs[0] if srcs else None
             continue
@@ -167,19 +172,23 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
         index = len(b.layers)
         on_array = placement == "array"
         unit_pes = arch.pes if on_array else 0
-        compute_total = plan.compute_cycles if plan else math.ceil(op.vector_ops / arch.vector_lanes)
+        compute_total = plan.compute_cycles if plan else math.ceil(
+            (op.vector_ops + sum(f.vector_ops for f in fused_by.get(op.name, []))) / arch.vector_lanes)
         gm = op.gemm() if op.is_matrix else None
+        fused = fused_by.get(op.name, [])
+        fused_ops = sum(f.vector_ops for f in fused)
+        counters = layer_counters(traffic, op.macs, op.vector_ops + fused_ops, arch, on_array)
         b.layers.append(LayerInfo(
             index=index, name=op.name, kind=op.kind, unit=placement,
             dataflow=plan.dataflow if plan else None, block=op.block, macs=op.macs,
-            vector_ops=op.vector_ops, compute_cycles=compute_total,
+            vector_ops=op.vector_ops + fused_ops, compute_cycles=compute_total,
             folds=plan.folds if plan else 0,
             mapping_efficiency=plan.mapping_efficiency if plan else None,
             compute_utilization=plan.compute_utilization if plan else None,
             peak_macs_per_cycle=unit_pes, gemm=(gm.M, gm.K, gm.N, gm.groups) if gm else None,
-            counters=layer_counters(traffic, op.macs, op.vector_ops, arch, on_array)))
+            counters=counters, fused=tuple(f.name for f in fused)))
 
-        unit, cycles, reads, writes, counts = _tiles(op, graph, arch, options)
+        unit, cycles, reads, writes, counts = _tiles(op, graph, arch, options, compute_total)
         producer_deps = [last_store.get(p) for p in graph.predecessors(op.name)]
         loads: list[int | None] = []
         computes: list[int] = []

@@ -11,7 +11,7 @@ from mappers.traffic import systolic_traffic, vector_traffic
 from workloads.graph import OpGraph
 from workloads.ops import Op
 
-__all__ = ["place", "choose_dataflow", "annotate_traffic", "estimate_cycles"]
+__all__ = ["place", "fuse", "choose_dataflow", "annotate_traffic", "estimate_cycles", "FUSIBLE"]
 
 
 def _require_systolic(arch, pass_name: str) -> SystolicArray:
@@ -27,6 +27,36 @@ def place(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     for op in g.ops():
         unit = "none" if op.kind == "reshape" else ("array" if op.is_matrix else "vector")
         g.annotate(op.name, Placement(unit))
+    return g
+
+
+FUSIBLE = ("elementwise", "norm")
+
+
+@mapper_pass(name="fuse", requires=("place",))
+def fuse(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
+    """Fuse single-input element-wise ops and norms into the op they directly follow.
+
+    Into a matrix op: applied in the array's output stage (no extra cycles: the activation unit
+    keeps pace with the array). Into a vector op: one pass over the data instead of two (the
+    ops still cost vector-unit cycles, but no DRAM round trip).
+    """
+    g = graph.copy()
+    if not options.fuse_activations:
+        return g
+    for op in g.ops():
+        if op.kind not in FUSIBLE or len(op.inputs) != 1:
+            continue
+        producer = g.producer(op.inputs[0].name)
+        if producer is None:
+            continue
+        target = g.get(producer, Placement)
+        root = target.fused_into or producer
+        if g.get(root, Placement).unit not in ("array", "vector"):
+            continue
+        if g.nx.out_degree(producer) != 1:  # someone else reads the pre-activation value
+            continue
+        g.annotate(op.name, Placement("fused", fused_into=root))
     return g
 
 

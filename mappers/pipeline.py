@@ -31,6 +31,9 @@ class MapperOptions(Schema):
         None, description="os | ws | is | auto (best per layer); unset: the architecture's dataflow")
     fidelity: Literal["layer", "tile"] = Field(
         "tile", description="layer: one load/compute/store per layer; tile: one per fold group")
+    fuse_activations: bool = Field(
+        True, description="apply single-input element-wise ops and norms that follow a matrix "
+        "op in its output stage (as TPU/NVDLA activation units do) instead of as separate layers")
     max_tiles_per_layer: int = Field(
         64, gt=0, description="tile fidelity: consecutive identical folds are coalesced so that a "
         "layer has at most this many compute tasks")
@@ -63,7 +66,7 @@ def mapper_pass(*, name: str, requires: tuple[str, ...] = ()):
     return deco
 
 
-DEFAULT_PASSES: tuple[str, ...] = ("place", "dataflow", "traffic")
+DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "dataflow", "traffic")
 
 
 def _load_builtin() -> None:
@@ -124,6 +127,7 @@ def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
             out.append(f"{op.name}: not placed")
         if "dataflow" in done and op.is_matrix and not graph.has(op.name, Tiling):
             out.append(f"{op.name}: matrix op without a Tiling")
-        if "traffic" in done and graph.get(op.name, Placement).unit != "none" and not graph.has(op.name, Traffic):
+        if "traffic" in done and graph.get(op.name, Placement).unit in ("array", "vector") \
+                and not graph.has(op.name, Traffic):
             out.append(f"{op.name}: no Traffic")
     return out

@@ -34,6 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     engine = args.engine or exp.engine
     out = Path(args.out) if args.out else Path("results") / exp.name
+    _check_out_dir(out)
     t0 = time.perf_counter()
     result = simulate(exp.workload, exp.architecture, mapper=exp.mapper, engine=engine, name=exp.name)
     wall = time.perf_counter() - t0
@@ -46,6 +47,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         con.print(render_table(result, max_rows=args.max_rows))
         con.print(f"simulated in {wall:.3f} s; wrote {', '.join(str(f) for f in files)}")
     return 0
+
+
+def _check_out_dir(out: Path) -> None:
+    from workloads.errors import Problem
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(Problem(None, "--out", f"'{out}' exists and is not a folder; "
+                                  "give a folder (it is created if missing)"))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -19,11 +19,11 @@ from typing import Protocol
 import numpy as np
 
 from simulator.program import COMPUTE, LoweredProgram
-from simulator.result import LayerResult, ResourceStats, SimResult
+from simulator.result import LayerResult, ResourceStats, SimResult, Timeline
 from workloads.errors import ConfigError, Problem, did_you_mean
 
 __all__ = ["Engine", "ENGINES", "register_engine", "get_engine", "assemble_result", "AnalyticalEngine",
-           "LayerTiming"]
+           "LayerTiming", "layer_timeline"]
 
 
 class Engine(Protocol):
@@ -80,7 +80,8 @@ class LayerTiming:
 
 def assemble_result(program: LoweredProgram, engine: str, cycles: int, timing: LayerTiming,
                     resources: list[ResourceStats], *, experiment: str = "", architecture: str = "",
-                    workload: str = "", extra: dict | None = None) -> SimResult:
+                    workload: str = "", extra: dict | None = None,
+                    timeline: Timeline | None = None) -> SimResult:
     layers = []
     for info in program.layers:
         i = info.index
@@ -96,12 +97,31 @@ def assemble_result(program: LoweredProgram, engine: str, cycles: int, timing: L
             stall_busy_cycles=int(timing.stall_busy[i]), macs=info.macs, vector_ops=info.vector_ops,
             folds=info.folds, mapping_efficiency=info.mapping_efficiency,
             compute_utilization=info.compute_utilization, utilization=util,
-            latency_s=span / program.freq_hz, gemm=info.gemm, counters=info.counters))
+            latency_s=span / program.freq_hz, gemm=info.gemm, counters=info.counters,
+            fused=info.fused))
     peak = max((r.peak_macs_per_cycle for r in program.resources), default=0)
     return SimResult(experiment=experiment, engine=engine, architecture=architecture,
                      workload=workload or str(program.meta.get("graph", "")), freq_hz=program.freq_hz,
                      cycles=int(cycles), peak_macs_per_cycle=peak, layers=tuple(layers),
-                     resources=tuple(resources), extra=extra or {})
+                     resources=tuple(resources), extra=extra or {}, timeline=timeline)
+
+
+def layer_timeline(program: LoweredProgram, timing: LayerTiming) -> Timeline:
+    """A layer-level ``Timeline``: one slice per layer, on its unit, spanning start to end."""
+    n = len(program.layers)
+    start = timing.start.astype(np.int64)
+    end = timing.end.astype(np.int64)
+    names = tuple(r.name for r in program.resources)
+    return Timeline(
+        level="layer", start=start, end=end, busy=end - start, lane=np.zeros(n, dtype=np.int32),
+        resource=np.array([names.index(info.unit) if info.unit in names else 0
+                           for info in program.layers], dtype=np.int32),
+        layer=np.arange(n, dtype=np.int32), kind=np.full(n, COMPUTE, dtype=np.int8),
+        cycles=timing.busy.astype(np.int64),
+        nbytes=np.array([int(info.dram_bytes) for info in program.layers], dtype=np.int64),
+        count=np.ones(n, dtype=np.int64), labels=tuple(info.name for info in program.layers),
+        resource_names=names, resource_kinds=tuple(r.kind for r in program.resources),
+        resource_lanes=tuple(r.lanes for r in program.resources))
 
 
 @register_engine("analytical")
@@ -140,4 +160,5 @@ class AnalyticalEngine:
                                        int(np.sum(program.resource == program.resource_index(r.name))),
                                        channel_bytes))
         return assemble_result(program, self.name, t, timing, stats, experiment=experiment,
-                               architecture=architecture, workload=workload)
+                               architecture=architecture, workload=workload,
+                               timeline=layer_timeline(program, timing))

@@ -178,9 +178,17 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
         except ConfigError as exc:
             problems.extend(exc.problems)
     graph, resolved = None, {}
-    if spec is not None and arch is not None:
+    workload = spec.workload if spec is not None else None
+    raw_workload = data.get("workload") if isinstance(data, dict) else None
+    if workload is None and isinstance(raw_workload, dict) and \
+            not any(p.path.startswith("workload") for p in problems):
         try:
-            graph, resolved = build_workload(spec.workload, arch, file=file, lines=lines)
+            workload = validate(WorkloadSpec, raw_workload, file=file, prefix=("workload",), lines=lines)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if workload is not None and arch is not None:
+        try:
+            graph, resolved = build_workload(workload, arch, file=file, lines=lines)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

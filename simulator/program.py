@@ -65,6 +65,7 @@ class LayerInfo:
     peak_macs_per_cycle: int  # of the unit that runs it
     gemm: tuple[int, int, int, int] | None  # (M, K, N, groups)
     counters: Mapping[str, float] = field(default_factory=dict)  # bytes per tier/operand, energy
+    fused: tuple[str, ...] = ()  # ops applied in this layer's output stage
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))

@@ -4,6 +4,9 @@ Metric names carry their unit and are stable (DSE loops read them): ``cycles``, 
 ``energy_pj``, ``utilization``, ``macs``, ``sram_read_bytes``, ``sram_write_bytes``,
 ``dram_read_bytes``, ``dram_write_bytes``, plus per operand (``ifmap_dram_read_bytes``, ...) and
 energy by component (``mac_energy_pj``, ``sram_energy_pj``, ``dram_energy_pj``, ...).
+
+An optional ``Timeline`` (when each task ran, and on which lane of which unit or channel) rides
+along for the trace export; it is not part of ``to_dict()`` or ``metrics()``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["LayerResult", "ResourceStats", "SimResult", "LAYER_CSV_COLUMNS"]
+import numpy as np
+
+__all__ = ["LayerResult", "ResourceStats", "SimResult", "Timeline", "LAYER_CSV_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class LayerResult:
     latency_s: float
     gemm: tuple[int, int, int, int] | None
     counters: Mapping[str, float] = field(default_factory=dict)
+    fused: tuple[str, ...] = ()  # ops applied in this layer's output stage
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
@@ -67,7 +73,8 @@ class LayerResult:
                "compute_utilization": "" if self.compute_utilization is None else self.compute_utilization,
                "macs": self.macs, "vector_ops": self.vector_ops, "folds": self.folds,
                "M": m if m is not None else "", "K": k if k is not None else "",
-               "N": n if n is not None else "", "groups": g if g is not None else ""}
+               "N": n if n is not None else "", "groups": g if g is not None else "",
+               "fused": "+".join(self.fused)}
         for key, value in self.counters.items():
             out[key] = value
         return out
@@ -90,6 +97,37 @@ class ResourceStats:
     bytes: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class Timeline:
+    """Slices in simulated time: tasks (event engines) or whole layers (analytical engine).
+
+    Slice ``i`` holds lane ``lane[i]`` of resource ``resource[i]`` from cycle ``start[i]`` for
+    ``busy[i]`` cycles; its result is available at ``end[i]`` (for a transfer,
+    ``start + busy + latency``; for compute, ``start + busy``). ``layer[i]`` indexes
+    ``SimResult.layers`` (-1: none). ``level`` is ``"task"`` or ``"layer"``.
+    """
+
+    level: str
+    start: np.ndarray  # int64 [n] cycle
+    end: np.ndarray  # int64 [n] cycle the result is available
+    busy: np.ndarray  # int64 [n] cycles the lane is held
+    lane: np.ndarray  # int32 [n]
+    resource: np.ndarray  # int32 [n] index into resource_names
+    layer: np.ndarray  # int32 [n]
+    kind: np.ndarray  # int8 [n] 0 compute, 1 transfer (simulator.program.COMPUTE/TRANSFER)
+    cycles: np.ndarray  # int64 [n] compute cycles (compute slices)
+    nbytes: np.ndarray  # int64 [n] bytes moved (transfer slices)
+    count: np.ndarray  # int64 [n] tiles coalesced into the slice
+    labels: tuple[str, ...]
+    resource_names: tuple[str, ...]
+    resource_kinds: tuple[str, ...]  # unit | channel
+    resource_lanes: tuple[int, ...]
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.start.shape[0])
+
+
 @dataclass(frozen=True)
 class SimResult:
     experiment: str
@@ -102,6 +140,7 @@ class SimResult:
     layers: tuple[LayerResult, ...]
     resources: tuple[ResourceStats, ...] = ()
     extra: Mapping[str, float] = field(default_factory=dict)  # engine-specific metrics
+    timeline: Timeline | None = field(default=None, compare=False, repr=False)  # for the trace
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))

@@ -82,10 +82,15 @@ class Problems:
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """``"did you mean 'x'?"`` for the closest of ``choices``, or None if nothing is close."""
-    choices = list(choices)
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    name = str(name)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     if not close:
-        lowered = {c.lower(): c for c in choices}
-        if str(name).lower() in lowered:
-            close = [lowered[str(name).lower()]]
+        lowered = name.lower()
+        close = [c for c in choices if c.lower() == lowered]
+    if not close and len(name) >= 3:  # a prefix of a longer name: 'tpu' -> 'tpu_v1_like'
+        stem = name.lower().rstrip("0123456789_-.")
+        close = sorted((c for c in choices if stem and c.lower().startswith(stem)), key=len)[:1]
+    if not close:
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else None

@@ -69,6 +69,9 @@ class OpGraph:
         """Declare a graph input (an activation that comes from outside, e.g. the image)."""
         if name in self._tensors:
             raise GraphError(f"tensor '{name}' already exists in graph '{self.name}'")
+        if precision is not None and precision not in PRECISIONS:
+            raise GraphError(f"input '{name}': unknown precision {precision!r}; "
+                             f"known: {', '.join(PRECISIONS)}")
         t = TensorSpec(name, tuple(int(s) for s in shape), precision or self.precision.activations)
         if any(s <= 0 for s in t.shape):
             raise GraphError(f"input '{name}': shape {t.shape} has a non-positive dimension")
@@ -81,10 +84,16 @@ class OpGraph:
         if op.name in self.nx:
             raise GraphError(f"operator '{op.name}' already exists in graph '{self.name}'")
         for t in op.inputs:
-            if t.name not in self._tensors:
+            known = self._tensors.get(t.name)
+            if known is None:
                 raise GraphError(f"operator '{op.name}' reads unknown tensor '{t.name}'")
-        if op.output.name in self._tensors:
-            raise GraphError(f"operator '{op.name}' writes tensor '{op.output.name}', which exists")
+            if known != t:
+                raise GraphError(f"operator '{op.name}' reads tensor '{t.name}' as {t.shape} "
+                                 f"{t.precision}, but the graph's '{t.name}' is {known.shape} "
+                                 f"{known.precision}")
+        for t in (*op.weights, op.output):
+            if t.name in self._tensors:
+                raise GraphError(f"operator '{op.name}' writes tensor '{t.name}', which exists")
         if any(s <= 0 for s in op.output.shape):
             raise GraphError(f"operator '{op.name}': output shape {op.output.shape} is empty "
                              f"(input too small for the kernel/stride?)")
@@ -113,7 +122,7 @@ class OpGraph:
                block: str | None = None) -> TensorSpec:
         b, c, h, w = x.shape
         k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-        if c % groups or out_channels % groups:
+        if groups < 1 or c % groups or out_channels % groups:
             raise GraphError(f"conv '{name}': channels {c}->{out_channels} not divisible by groups={groups}")
         oh, ow = conv_out(h, k[0], s[0], p[0], d[0]), conv_out(w, k[1], s[1], p[1], d[1])
         weights = [self._weight(f"{name}.weight", (out_channels, c // groups, k[0], k[1]))]

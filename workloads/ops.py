@@ -164,9 +164,12 @@ class Conv2D(Op):
 
     def operand_dims(self) -> dict[str, tuple[str, ...]]:
         # the input is indexed by P*stride + R*dilation - padding (an affine projection)
-        return {self.inputs[0].name: ("B", "G", "C", "P+R", "Q+S"),
+        dims = {self.inputs[0].name: ("B", "G", "C", "P+R", "Q+S"),
                 self.weights[0].name: ("G", "K", "C", "R", "S"),
                 self.output.name: ("B", "G", "K", "P", "Q")}
+        for w in self.weights[1:]:  # the bias: one per output channel
+            dims[w.name] = ("G", "K")
+        return dims
 
     def gemm(self) -> GemmShape:
         P, Q = self.out_hw
@@ -190,7 +193,8 @@ class Conv2D(Op):
         """Bytes of input the convolution reads at least once (the compulsory ifmap traffic)."""
         h, w = self.touched_input_hw()
         t = self.inputs[0]
-        return storage_bytes(self.batch * self.in_channels * h * w, t.precision)
+        return storage_bytes(self.batch * self.in_channels * h * w, t.precision, t.group_size,
+                             t.scale_bits)
 
 
 def _touched(size: int, out: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -249,8 +253,11 @@ class Linear(Op):
         return {"M": self.tokens, "K": self.in_features, "N": self.out_features}
 
     def operand_dims(self) -> dict[str, tuple[str, ...]]:
-        return {self.inputs[0].name: ("M", "K"), self.weights[0].name: ("K", "N"),
+        dims = {self.inputs[0].name: ("M", "K"), self.weights[0].name: ("K", "N"),
                 self.output.name: ("M", "N")}
+        for w in self.weights[1:]:  # the bias: one per output feature
+            dims[w.name] = ("N",)
+        return dims
 
     def gemm(self) -> GemmShape:
         return GemmShape(M=self.tokens, K=self.in_features, N=self.out_features)
@@ -341,8 +348,10 @@ class Norm(Op):
     def operand_dims(self) -> dict[str, tuple[str, ...]]:
         dims = tuple(self.loop_dims())
         out = {self.inputs[0].name: dims, self.output.name: dims}
+        # scale and shift are per feature: the channel axis (NCHW) for batchnorm, else the last
+        feature = dims[1:2] if self.mode == "batchnorm" else dims[-1:]
         for w in self.weights:
-            out[w.name] = dims[-1:] if len(w.shape) == 1 else dims
+            out[w.name] = feature if len(w.shape) == 1 else dims
         return out
 
     @property

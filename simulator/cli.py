@@ -35,6 +35,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = args.engine or exp.engine
     out = Path(args.out) if args.out else Path("results") / exp.name
     _check_out_dir(out)
+    plots = args.plots or exp.outputs.plots
+    if plots:
+        from simulator.plots import require_matplotlib
+        require_matplotlib("--plots" if args.plots else "outputs.plots", None if args.plots else exp.source)
     t0 = time.perf_counter()
     result = simulate(exp.workload, exp.architecture, mapper=exp.mapper, engine=engine, name=exp.name)
     wall = time.perf_counter() - t0
@@ -42,6 +46,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace or exp.outputs.trace:
         from simulator.trace import write_trace
         files.append(write_trace(result, out / "trace.json", exp))
+    if plots:
+        from simulator.plots import write_plots
+        arch = exp.architecture
+        files += write_plots(result, out / "plots", peak_macs_per_s=getattr(arch, "peak_macs_per_s", 0.0),
+                             dram_bytes_per_s=arch.memory.dram.bandwidth_bytes_per_s)
     if not args.quiet:
         con = _console()
         con.print(render_table(result, max_rows=args.max_rows))
@@ -126,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default: results/<experiment name>)")
     r.add_argument("--engine", choices=("numba", "simpy", "analytical"), help="override the engine")
     r.add_argument("--trace", action="store_true", help="also write trace.json (Perfetto)")
+    r.add_argument("--plots", action="store_true", help="also write PNG plots into OUT/plots/")
     r.add_argument("--quiet", action="store_true", help="print nothing on success")
     r.add_argument("--max-rows", type=int, default=None, help="layers shown in the table")
     r.set_defaults(fn=cmd_run)

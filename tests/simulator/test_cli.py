@@ -99,3 +99,11 @@ def test_out_that_is_a_file_is_refused_and_kept(exp_file, tmp_path, capsys):
     assert main(["run", str(exp_file), "--out", str(target)]) == 2
     assert target.read_text() == "mine"
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_plots_are_written(exp_file, tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", str(exp_file), "--out", str(out), "--plots", "--quiet"]) == 0
+    for name in ("layers.png", "roofline.png", "energy.png"):
+        data = (out / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -29,6 +29,12 @@ class GraphError(ValueError):
     """A graph that is not well formed (unknown tensor, duplicate name, cycle, bad shape)."""
 
 
+def _nchw(name: str, x: TensorSpec) -> tuple[int, int, int, int]:
+    if len(x.shape) != 4:
+        raise GraphError(f"'{name}': expects an NCHW feature map, found shape {x.shape} of '{x.name}'")
+    return x.shape  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class PrecisionPolicy:
     """Storage precision per tensor class, and the quantization group size for weights."""
@@ -120,7 +126,7 @@ class OpGraph:
                stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = False,
                block: str | None = None) -> TensorSpec:
-        b, c, h, w = x.shape
+        b, c, h, w = _nchw(name, x)
         k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
         if groups < 1 or c % groups or out_channels % groups:
             raise GraphError(f"conv '{name}': channels {c}->{out_channels} not divisible by groups={groups}")
@@ -162,7 +168,9 @@ class OpGraph:
     def pool(self, name: str, x: TensorSpec, mode: str, kernel: int | tuple[int, int],
              stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0,
              block: str | None = None) -> TensorSpec:
-        b, c, h, w = x.shape
+        if mode not in ("max", "avg"):
+            raise GraphError(f"pool '{name}': mode must be 'max' or 'avg', found {mode!r}")
+        b, c, h, w = _nchw(name, x)
         k = _pair(kernel)
         s = _pair(stride if stride is not None else kernel)
         p = _pair(padding)
@@ -176,6 +184,10 @@ class OpGraph:
 
     def elementwise(self, name: str, function: str, *xs: TensorSpec, ops_per_element: int = 1,
                     block: str | None = None, phase: str | None = None) -> TensorSpec:
+        if not xs:
+            raise GraphError(f"elementwise '{name}': needs at least one input")
+        if ops_per_element < 1:
+            raise GraphError(f"elementwise '{name}': ops_per_element must be >= 1, found {ops_per_element}")
         shape = xs[0].shape
         for x in xs[1:]:
             if x.shape != shape:
@@ -223,7 +235,7 @@ class OpGraph:
         return [self.nx.nodes[n]["op"] for n in self._order]
 
     def op(self, name: str) -> Op:
-        return self.nx.nodes[name]["op"]
+        return self._node(name)["op"]
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
@@ -256,13 +268,18 @@ class OpGraph:
         return sum(op.weight_bytes for op in self.ops())
 
     # ---- annotations -----------------------------------------------------------------------
+    def _node(self, name: str) -> dict:
+        if name not in self.nx:
+            raise GraphError(f"graph '{self.name}' has no operator '{name}'")
+        return self.nx.nodes[name]
+
     def annotate(self, name: str, value: Any) -> None:
         """Attach a typed annotation (its class is the key)."""
-        self.nx.nodes[name]["ann"][type(value)] = value
+        self._node(name)["ann"][type(value)] = value
 
     def get(self, name: str, kind: type[A], default: Any = ...) -> A:
         """The annotation of class ``kind`` on operator ``name``."""
-        ann = self.nx.nodes[name]["ann"]
+        ann = self._node(name)["ann"]
         if kind in ann:
             return ann[kind]
         if default is not ...:
@@ -270,7 +287,7 @@ class OpGraph:
         raise KeyError(f"operator '{name}' has no {kind.__name__} annotation")
 
     def has(self, name: str, kind: type) -> bool:
-        return kind in self.nx.nodes[name]["ann"]
+        return kind in self._node(name)["ann"]
 
     def copy(self) -> "OpGraph":
         """A new graph with the same operators and copies of the annotation maps."""

@@ -242,3 +242,19 @@ def test_a_cycle_is_reported():
     g.nx.add_edge("pool", "stem", tensor="pool.out")  # only possible by editing networkx directly
     with pytest.raises(GraphError, match="has a cycle"):
         g.ops()
+
+
+def test_builder_input_checks():
+    from workloads.graph import GraphError, OpGraph
+
+    g = OpGraph("checks")
+    x = g.input("x", (1, 4, 8, 8))
+    t = g.input("t", (4, 16))
+    with pytest.raises(GraphError, match="'max' or 'avg'"):
+        g.pool("p", x, "min", 2)
+    with pytest.raises(GraphError, match="NCHW"):
+        g.conv2d("c", t, 8, 3)
+    with pytest.raises(GraphError, match="at least one input"):
+        g.elementwise("e", "relu")
+    with pytest.raises(GraphError, match="no operator 'nope'"):
+        g.op("nope")

@@ -68,7 +68,7 @@ def _article(noun: str) -> str:
 def _describe(q, has_info: bool) -> str:
     dim = str(q.dimensionality)
     if has_info:
-        return "a bandwidth" if "second" in str(q.units) else "a size"
+        return "a bandwidth" if ("second" in str(q.units) or "bps" in str(q.units)) else "a size"
     return {
         "1 / [time]": "a frequency",
         "[time]": "a time",
@@ -83,7 +83,7 @@ def _hint(text: str, kind: QuantityKind, found_dim: str | None) -> str:
     compact = text.replace(" ", "")
     if re.search(r"\dKB\b|\dKB/", compact) or compact.endswith("KB"):
         return " (write 'kB' for 1000 bytes or 'KiB' for 1024)"
-    if re.search(r"[kKMGTP]b(/s|ps)?$", compact):
+    if re.search(r"[kKMGTP]b(/s)?$", compact):
         return " ('b' is not bit here: write 'bit', e.g. '64 Gbit/s', or 'B' for bytes)"
     if kind.name == "bandwidth" and found_dim == "a size":
         m = _SPLIT.match(text)
@@ -91,9 +91,16 @@ def _hint(text: str, kind: QuantityKind, found_dim: str | None) -> str:
     return ""
 
 
-@lru_cache(maxsize=4096)
 def parse_quantity(text: str | float | int, kind: str) -> float:
     """Read ``text`` as a quantity of ``kind`` (a key of ``KINDS``) in its base unit."""
+    if not isinstance(text, (str, int, float)):
+        raise UnitError(f"expected {_article(KINDS[kind].name)} like {KINDS[kind].example}, "
+                        f"found {type(text).__name__} {text!r}")
+    return _parse_cached(text, kind)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str | float | int, kind: str) -> float:
     qk = KINDS[kind]
     if isinstance(text, bool):
         raise UnitError(f"expected a {qk.name} like {qk.example}, found {text!r}")
@@ -118,7 +125,7 @@ def parse_quantity(text: str | float | int, kind: str) -> float:
                 + _hint(text, qk, None)
             ) from exc
         names = str(q.units)
-        has_info = "byte" in names or "bit" in names
+        has_info = any(u in names for u in ("byte", "bit", "bps"))
         value = None
         if has_info == ("byte" in qk.base_unit):
             try:
@@ -150,9 +157,12 @@ def format_quantity(value: float, kind: str) -> str:
         return "unlimited"
     if kind == "size":
         for scale, p in _BIN:
-            if value >= scale and value % (scale / 1024) == 0:
-                return f"{value / scale:g} {p}B"
-        return f"{value:g} B"
+            if value >= scale and value % scale == 0:
+                return f"{int(value // scale)} {p}B"
+        for scale, p in _BIN:  # not a whole number of units: keep enough digits to read back
+            if value >= scale and (value * 1024) % scale == 0:
+                return f"{value / scale:.10g} {p}B"
+        return f"{int(value) if float(value).is_integer() else value} B"
     unit = {"bandwidth": "B/s", "frequency": "Hz", "power": "W"}.get(kind)
     if unit:
         for scale, p in _PREFIXES:

@@ -37,7 +37,8 @@ def preset_rows(name: str) -> list[dict[str, str]]:
         shown = format_quantity(value, kind) if kind and value is not None else repr(value) if isinstance(value, str) else str(value)
         source = pf.sources.get(path) or pf.sources.get(_short(path))
         if source is None:
-            source = "set in preset (no source given)" if path in written else "default"
+            source = ("label" if path in ("name", "description") else
+                      "set in preset (no source given)" if path in written else "default")
         rows.append({"field": path, "value": shown, "source": source, "description": desc})
     return rows
 
@@ -75,9 +76,9 @@ def show_preset(name: str, console) -> None:
     arch = load_preset(name)
     t = Table(title=f"preset {pf.name} ({pf.template}): {getattr(arch, 'description', '')}",
               title_justify="left")
-    t.add_column("field")
-    t.add_column("value", justify="right")
-    t.add_column("source")
+    t.add_column("field", overflow="fold")
+    t.add_column("value", justify="right", overflow="fold")
+    t.add_column("source", overflow="fold")
     for row in preset_rows(name):
         t.add_row(row["field"], row["value"], row["source"])
     console.print(t)
@@ -86,7 +87,7 @@ def show_preset(name: str, console) -> None:
         e = Table(title=f"energy (table {arch.energy_table})", title_justify="left")
         e.add_column("what")
         e.add_column("value", justify="right")
-        e.add_column("source")
+        e.add_column("source", overflow="fold")
         e.add_row("MAC", f"{em.mac_pj.value:.4g} pJ", em.mac_pj.source)
         e.add_row("vector op", f"{em.vector_op_pj.value:.4g} pJ", em.vector_op_pj.source)
         for buf, s in em.sram_read_pj_per_byte.items():

@@ -11,7 +11,7 @@ is         K (window)   M (pixels)   N           ceil(K/R) * ceil(M/C)      2R +
 =========  ===========  ===========  ==========  =========================  =================
 
 Compute cycles = groups * folds * cycles-per-fold, exactly SCALE-Sim v3's per-layer compute
-(SCALE-Sim prints one cycle less as "Total Cycles"; see README, SCALE-Sim differences). Edge
+(SCALE-Sim prints one cycle less as "Total Cycles"; see simulator/SCALESIM.md). Edge
 folds cost a full fold: partially used rows/columns still wait for the skewed pipeline.
 SRAM reads per operand count every element delivered to the array edge (as SCALE-Sim's demand
 matrices do); with ws/is, K-folds produce partial sums, which are written each fold and read
@@ -204,7 +204,9 @@ class FoldPlan:
 
     @property
     def compute_utilization(self) -> float:
-        """SCALE-Sim's "Compute Util": mapping efficiency x T / cycles-per-fold."""
+        """Mapping efficiency x T / cycles-per-fold: the fraction of PE-cycles doing MACs within
+        the folds. Equals SCALE-Sim's "Compute Util" for os; for ws/is SCALE-Sim divides by a
+        fold C - 1 cycles longer than the fold it counts (simulator/SCALESIM.md)."""
         return self.mapping_efficiency * self.T / self.fold_cycles
 
     @property

@@ -10,9 +10,12 @@ tiles. Per tile: ``load`` (DRAM -> SRAM, what this tile needs that is not alread
 ``compute`` (on the array or vector unit), ``store`` (SRAM -> DRAM, the outputs or spilled
 partial sums it produces). Double buffering is written as dependencies: with two buffer halves,
 load t waits for compute t-2 (its half is free again), compute t waits for load t and for
-store t-2 (the output half is drained). Loads and stores of a layer are issued in order. A
-layer's first load waits for the last store of every layer that produces its inputs (feature
-maps travel through DRAM between layers, as in SCALE-Sim). Per-tile bytes partition the
+store t-2 (the output half is drained), where t counts the unit's tiles in program order
+across layers: the next layer's first load overlaps the previous layer's last compute, and no
+load runs further ahead than the buffers allow. Each unit runs its tiles in program order;
+loads and stores are issued in order. A layer's first load also waits for the last store of
+every layer that produces its inputs (feature maps travel through DRAM between layers, as in
+SCALE-Sim). Per-tile bytes partition the
 layer's ``Traffic`` totals exactly.
 """
 
@@ -151,10 +154,21 @@ def _tiles(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, 
             np.add.reduceat(writes, starts), np.add.reduceat(counts, starts))
 
 
+class _UnitQueue:
+    """One unit's tiles in program order: double buffering continues across layer boundaries."""
+
+    def __init__(self) -> None:
+        self.computes: list[int] = []
+        self.stores: list[int | None] = []
+        self.last_load: int | None = None
+        self.last_store: int | None = None
+
+
 def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> LoweredProgram:
     """Build the task program for an annotated graph (see the module docstring)."""
     b = ProgramBuilder(arch.freq_hz, systolic_resources(arch))
     last_store: dict[str, int | None] = {}  # op name -> its last DRAM-write task (or last compute)
+    queues: dict[str, _UnitQueue] = {}  # per unit: tiles in program order, across layers
     fused_by: dict[str, list[Op]] = {}
     for op in graph.ops():
         into = graph.get(op.name, Placement).fused_into
@@ -190,30 +204,30 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
 
         unit, cycles, reads, writes, counts = _tiles(op, graph, arch, options, compute_total)
         producer_deps = [last_store.get(p) for p in graph.predecessors(op.name)]
-        loads: list[int | None] = []
-        computes: list[int] = []
-        stores: list[int | None] = []
-        prev_load = prev_store = None
+        q = queues.setdefault(unit, _UnitQueue())
+        first_store = None
         for t in range(len(cycles)):
+            g = len(q.computes)  # this tile's position in the unit's program order
             deps = list(producer_deps) if t == 0 else []
-            deps += [prev_load, computes[t - 2] if t >= 2 else None]
+            deps += [q.last_load, q.computes[g - 2] if g >= 2 else None]
             ld = None
             if reads[t] > 0:
                 ld = b.transfer("dram", int(reads[t]), layer=index, deps=deps, count=int(counts[t]),
                                 label=f"{op.name} load {t}")
-                prev_load = ld
-            cdeps = [ld, computes[t - 1] if t else None, stores[t - 2] if t >= 2 else None]
+                q.last_load = ld
+            cdeps = [ld, q.computes[g - 1] if g else None, q.stores[g - 2] if g >= 2 else None]
             if ld is None:
                 cdeps += deps
             c = b.compute(unit, int(cycles[t]), layer=index, deps=cdeps, count=int(counts[t]),
                           label=f"{op.name} compute {t}")
-            computes.append(c)
+            q.computes.append(c)
             st = None
             if writes[t] > 0:
-                st = b.transfer("dram", int(writes[t]), layer=index, deps=[c, prev_store],
+                st = b.transfer("dram", int(writes[t]), layer=index, deps=[c, q.last_store],
                                 count=int(counts[t]), label=f"{op.name} store {t}")
-                prev_store = st
-            stores.append(st)
-        last_store[op.name] = prev_store if prev_store is not None else computes[-1]
+                q.last_store = st
+                first_store = st if first_store is None else first_store
+            q.stores.append(st)
+        last_store[op.name] = q.last_store if first_store is not None else q.computes[-1]
     return b.build(meta={"graph": graph.name, "fidelity": options.fidelity,
                          "dram_bytes_per_cycle": arch.dram_bytes_per_cycle})

@@ -23,8 +23,10 @@ is    each input loaded once           whole filter reused across  as ws with (C
 The ifmap's compulsory traffic is the input the windows actually touch (``unique_input_bytes``),
 not the im2col matrix, because the buffer holds the feature map and the array's feeders
 re-read overlapping windows from SRAM. This is an analytical model of what SCALE-Sim obtains by
-replaying address traces through its buffers; README ("SCALE-Sim differences") says where
-the two differ.
+replaying address traces through its buffers; simulator/SCALESIM.md says where the two differ.
+For ws the model assumes the channel-outer order of a window's K = R*S*C elements (a row fold
+covers a block of channels at every kernel offset), so the input is read once per column fold
+even when it does not fit; SCALE-Sim's channel-innermost order would re-read it per row fold.
 """
 
 from __future__ import annotations

@@ -143,3 +143,18 @@ def test_coalescing_bounds_tasks_per_layer():
     for info in p.layers:
         if info.unit == "array":
             assert p.count[compute & (p.layer == info.index)].sum() == info.folds
+
+
+def test_prefetch_across_layers_is_bounded_by_the_buffers(tmp_path):
+    # two independent layers (as in a SCALE-Sim topology): the second layer's first load must
+    # wait until the first layer's second-to-last tile has freed a buffer half
+    from workloads.scalesim import load_topology
+
+    topo = tmp_path / "t.csv"
+    topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                    "a, 16, 16, 3, 3, 8, 16, 1,\nb, 16, 16, 3, 3, 8, 16, 1,\n")
+    p = lower_workload(load_topology(topo), small_array(8, 8, "os"), MapperOptions(max_tiles_per_layer=4))
+    labels = list(p.labels)
+    first_b = labels.index("b load 0")
+    last_a_load = max(l for l in labels if l.startswith("a load"))
+    assert {labels[d] for d in p.deps(first_b)} == {"a compute 2", last_a_load}

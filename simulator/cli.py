@@ -125,6 +125,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# Commands that live in their own modules: module -> (command, help). Each module has
+# add_arguments(parser) and main(args) -> exit code.
+COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "simulator.scalesim_cmd": ("scalesim", "run SCALE-Sim inputs (config .cfg + topology .csv) unchanged"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tessera", description="Cycle-approximate accelerator simulator.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -153,11 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("name")
     sh.set_defaults(fn=cmd_show)
 
-    from simulator import scalesim_cmd
+    import importlib
 
-    sc = sub.add_parser("scalesim", help="run SCALE-Sim inputs (config .cfg + topology .csv) unchanged")
-    scalesim_cmd.add_arguments(sc)
-    sc.set_defaults(fn=scalesim_cmd.main)
+    for module_name, (command, help_text) in COMMAND_MODULES.items():
+        module = importlib.import_module(module_name)
+        sp = sub.add_parser(command, help=help_text)
+        module.add_arguments(sp)
+        sp.set_defaults(fn=module.main)
     return p
 
 

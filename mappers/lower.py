@@ -167,7 +167,7 @@ class _UnitQueue:
 def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> LoweredProgram:
     """Build the task program for an annotated graph (see the module docstring)."""
     b = ProgramBuilder(arch.freq_hz, systolic_resources(arch))
-    last_store: dict[str, int | None] = {}  # op name -> its last DRAM-write task (or last compute)
+    last_store: dict[str, list[int]] = {}  # op name -> tasks after which its output is readable
     queues: dict[str, _UnitQueue] = {}  # per unit: tiles in program order, across layers
     fused_by: dict[str, list[Op]] = {}
     for op in graph.ops():
@@ -176,9 +176,8 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
             fused_by.setdefault(into, []).append(op)
     for op in graph.ops():
         placement = graph.get(op.name, Placement).unit
-        if placement in ("none", "fused"):  # a view or a fused op: its output is its input's
-            srcs = [last_store.get(p) for p in graph.predecessors(op.name)]
-            last_store[op.name] = srcs[0] if srcs else None
+        if placement in ("none", "fused"):  # a view or a fused op: its output is its inputs'
+            last_store[op.name] = [t for p in graph.predecessors(op.name) for t in last_store.get(p, [])]
             continue
         traffic = graph.get(op.name, Traffic)
         tiling = graph.get(op.name, Tiling, None)
@@ -203,21 +202,24 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
             counters=counters, fused=tuple(f.name for f in fused)))
 
         unit, cycles, reads, writes, counts = _tiles(op, graph, arch, options, compute_total)
-        producer_deps = [last_store.get(p) for p in graph.predecessors(op.name)]
+        producer_deps = [t for p in graph.predecessors(op.name) for t in last_store.get(p, [])]
         q = queues.setdefault(unit, _UnitQueue())
         first_store = None
         for t in range(len(cycles)):
             g = len(q.computes)  # this tile's position in the unit's program order
-            deps = list(producer_deps) if t == 0 else []
+            # the producers' results are needed by the first task of this layer that starts
+            deps = list(producer_deps) if producer_deps else []
             deps += [q.last_load, q.computes[g - 2] if g >= 2 else None]
             ld = None
             if reads[t] > 0:
                 ld = b.transfer("dram", int(reads[t]), layer=index, deps=deps, count=int(counts[t]),
                                 label=f"{op.name} load {t}")
                 q.last_load = ld
+                producer_deps = []  # taken: later tiles follow this load
             cdeps = [ld, q.computes[g - 1] if g else None, q.stores[g - 2] if g >= 2 else None]
             if ld is None:
                 cdeps += deps
+                producer_deps = []  # taken by this compute
             c = b.compute(unit, int(cycles[t]), layer=index, deps=cdeps, count=int(counts[t]),
                           label=f"{op.name} compute {t}")
             q.computes.append(c)
@@ -228,6 +230,6 @@ def lower(graph: OpGraph, arch: SystolicArray, options: MapperOptions) -> Lowere
                 q.last_store = st
                 first_store = st if first_store is None else first_store
             q.stores.append(st)
-        last_store[op.name] = q.last_store if first_store is not None else q.computes[-1]
+        last_store[op.name] = [q.last_store if first_store is not None else q.computes[-1]]
     return b.build(meta={"graph": graph.name, "fidelity": options.fidelity,
                          "dram_bytes_per_cycle": arch.dram_bytes_per_cycle})

@@ -75,7 +75,8 @@ class ExperimentSpec(Schema):
     workload: WorkloadSpec
     mapper: MapperOptions = MapperOptions()
     engine: Literal["numba", "simpy", "analytical"] = Field(
-        "analytical", description="numba | simpy (event-driven) | analytical (per-layer roofline)")
+        "numba", description="numba (event-driven core, default) | simpy (its readable reference) | "
+        "analytical (per-layer roofline)")
     outputs: OutputOptions = OutputOptions()
 
 

@@ -128,6 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Tessera engine (default: analytical)")
     parser.add_argument("--freq", default="1 GHz",
                         help="clock frequency, for seconds and USER bandwidth (default: 1 GHz)")
+    parser.add_argument("--scalesim-shapes", action="store_true",
+                        help="use SCALE-Sim's output-size rounding, ceil((H - R + stride) / stride), "
+                        "so every layer's cycles equal SCALE-Sim's (default: the convolution a "
+                        "framework runs, floor((H - R) / stride) + 1)")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.add_argument("--max-rows", type=int, default=None, help="layers shown in the table")
 
@@ -205,7 +209,8 @@ def main(args: argparse.Namespace) -> int:
         problems.extend(exc.problems)
     policy = PrecisionPolicy(weights="int8", activations="int8")  # SCALE-Sim: 1-byte words
     try:
-        graph = load_topology(args.topology, fmt=args.input_type, precision=policy)
+        graph = load_topology(args.topology, fmt=args.input_type, precision=policy,
+                              shapes="scalesim" if args.scalesim_shapes else "conv")
     except ConfigError as exc:
         problems.extend(exc.problems)
     if args.layout is not None:
@@ -236,7 +241,8 @@ def main(args: argparse.Namespace) -> int:
         (sh, sw), (th, tw) = d["scalesim"], d["tessera"]
         notes.append(f"{name}: output {th}x{tw}; SCALE-Sim computes {sh}x{sw} (its last window "
                      f"hangs past the IFMAP edge when (IFMAP - filter) is not a multiple of the "
-                     f"stride), so this layer's numbers differ from SCALE-Sim's")
+                     f"stride), so this layer's numbers differ from SCALE-Sim's (--scalesim-shapes "
+                     f"reproduces SCALE-Sim's shape)")
     if graph.meta.get("renamed"):
         notes.append(f"{args.topology}: repeated layer names were made unique: "
                      + ", ".join(graph.meta["renamed"]))

@@ -178,8 +178,16 @@ def _sparsity(text: str) -> tuple[int, int] | None:
 
 
 def load_topology(path: str | Path, fmt: str = "conv",
-                  precision: PrecisionPolicy | None = None) -> OpGraph:
-    """Read a SCALE-Sim topology CSV as an ``OpGraph`` (see the module docstring)."""
+                  precision: PrecisionPolicy | None = None, shapes: str = "conv") -> OpGraph:
+    """Read a SCALE-Sim topology CSV as an ``OpGraph`` (see the module docstring).
+
+    ``shapes="conv"`` (default) builds the convolutions a framework would run. ``shapes=
+    "scalesim"`` reproduces SCALE-Sim's output size exactly, ceil((H - R + stride) / stride):
+    where that adds a row or column, the ifmap is extended by the rows/columns the hanging
+    window reads, so every layer has SCALE-Sim's shape and therefore its cycles.
+    """
+    if shapes not in ("conv", "scalesim"):
+        raise ValueError(f"shapes must be 'conv' or 'scalesim', found {shapes!r}")
     rows = read_topology_rows(path, fmt)
     file = str(path)
     p = Path(path)
@@ -222,6 +230,10 @@ def load_topology(path: str | Path, fmt: str = "conv",
             C, N, stride = row["Channels"], row["Num Filter"], row["Strides"]
             ours = ((H - R) // stride + 1, (W - S) // stride + 1)
             theirs = (-(-(H - R + stride) // stride), -(-(W - S + stride) // stride))
+            if shapes == "scalesim" and theirs != ours:
+                # grow the ifmap by what SCALE-Sim's last (hanging) window reads
+                H, W = (theirs[0] - 1) * stride + R, (theirs[1] - 1) * stride + S
+                ours = theirs
             if "DP" in row["name"]:
                 for ch in range(C):
                     name = unique(f"{row['name']}Channel_{ch}")

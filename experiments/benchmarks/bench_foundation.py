@@ -54,20 +54,19 @@ def scalesim_topology(n_layers: int) -> list[tuple[str, Conv2D]]:
     return [(op.name.replace(".", "_"), op) for op in convs]
 
 
-def run_scalesim(python: str, n_layers: int, dataflow: str) -> tuple[float, list[int]]:
-    layers = scalesim_topology(n_layers)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        topo = tmp / "topo.csv"
-        with topo.open("w") as f:
-            f.write("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n")
-            for name, op in layers:
-                h = op.in_hw[0] + 2 * op.padding[0]
-                w = op.in_hw[1] + 2 * op.padding[1]
-                f.write(f"{name}, {h}, {w}, {op.kernel[0]}, {op.kernel[1]}, {op.in_channels}, "
-                        f"{op.out_channels}, {op.stride[0]},\n")
-        cfg = tmp / "scale.cfg"
-        cfg.write_text(f"""[general]
+def write_topology(path: Path, n_layers: int) -> None:
+    """The first ``n_layers`` convolutions of ResNet-50 as a SCALE-Sim topology (padded ifmaps)."""
+    with path.open("w") as f:
+        f.write("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n")
+        for name, op in scalesim_topology(n_layers):
+            h = op.in_hw[0] + 2 * op.padding[0]
+            w = op.in_hw[1] + 2 * op.padding[1]
+            f.write(f"{name}, {h}, {w}, {op.kernel[0]}, {op.kernel[1]}, {op.in_channels}, "
+                    f"{op.out_channels}, {op.stride[0]},\n")
+
+
+def write_cfg(path: Path, dataflow: str) -> None:
+    path.write_text(f"""[general]
 run_name = bench
 [architecture_presets]
 ArrayHeight: {ARRAY['rows']}
@@ -101,22 +100,31 @@ RandomNumberGeneratorSeed : 40
 InterfaceBandwidth: CALC
 UseRamulatorTrace: False
 """)
+
+
+def compare_with_scalesim(python: str, n_layers: int, dataflow: str) -> tuple[float, float, list, list]:
+    """Run SCALE-Sim and ``tessera scalesim`` on the same files; wall times and compute cycles."""
+    from simulator.cli import main as tessera
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        topo, cfg = tmp / "topo.csv", tmp / "scale.cfg"
+        write_topology(topo, n_layers)
+        write_cfg(cfg, dataflow)
         t0 = time.perf_counter()
         subprocess.run([python, "-m", "scalesim.scale", "-c", str(cfg), "-t", str(topo), "-l", str(topo),
-                        "-p", str(tmp / "out"), "-s", "N"], check=True, capture_output=True, cwd=tmp)
-        wall = time.perf_counter() - t0
-        with (tmp / "out" / "bench" / "COMPUTE_REPORT.csv").open() as f:
-            rows = list(csv.reader(f))[1:]
-        return wall, [int(float(r[2])) for r in rows]
+                        "-p", str(tmp / "ss"), "-s", "N"], check=True, capture_output=True, cwd=tmp)
+        s_wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        assert tessera(["scalesim", "-c", str(cfg), "-t", str(topo), "--out", str(tmp / "ts"), "--quiet",
+                        "--scalesim-shapes"]) == 0
+        t_wall = time.perf_counter() - t0
 
+        def cycles(folder: Path, column: int) -> list[int]:
+            with (folder / "COMPUTE_REPORT.csv").open() as f:
+                return [int(float(r[column])) for r in list(csv.reader(f))[1:]]
 
-def tessera_layers(n_layers: int, dataflow: str) -> tuple[float, list[int]]:
-    arch = load_preset("scalesim_32x32", ARRAY)
-    t0 = time.perf_counter()
-    r = simulate(build_model("resnet50"), arch, mapper=MapperOptions(dataflow=dataflow), engine="analytical")
-    wall = time.perf_counter() - t0
-    names = [op.name for _, op in scalesim_topology(n_layers)]
-    return wall, [r.layer(n).compute_cycles for n in names]
+        return s_wall, t_wall, cycles(tmp / "ss" / "bench", 2), cycles(tmp / "ts", 2)
 
 
 def main() -> None:
@@ -139,14 +147,14 @@ def main() -> None:
 
     if args.scalesim:
         n = args.scalesim_layers
-        print(f"\nSCALE-Sim vs Tessera on the first {n} conv layers of ResNet-50 (same run):")
+        print(f"\nSCALE-Sim 3.0 vs tessera scalesim --scalesim-shapes on the same .cfg and topology "
+              f"(first {n} convs of ResNet-50, padding folded into the ifmap as SCALE-Sim expects), same run:")
         for df in ("os", "ws", "is"):
-            s_wall, s_cycles = run_scalesim(args.scalesim, n, df)
-            t_wall, t_cycles = tessera_layers(n, df)
-            agree = all(t == s + 1 for t, s in zip(t_cycles, s_cycles))
-            print(f"  {df}: SCALE-Sim {s_wall:7.2f} s, Tessera (whole network) {t_wall:.3f} s, "
-                  f"ratio {s_wall / t_wall:,.0f}x; compute cycles equal SCALE-Sim's + 1 on every "
-                  f"layer: {agree}")
+            s_wall, t_wall, s_cyc, t_cyc = compare_with_scalesim(args.scalesim, n, df)
+            same = sum(t == s + 1 for t, s in zip(t_cyc, s_cyc))
+            print(f"  {df}: SCALE-Sim {s_wall:6.2f} s, Tessera {t_wall:.3f} s ({s_wall / t_wall:,.0f}x); "
+                  f"layers whose compute cycles equal SCALE-Sim's Total Cycles + 1 (--scalesim-shapes): "
+                  f"{same}/{len(s_cyc)}")
 
 
 if __name__ == "__main__":

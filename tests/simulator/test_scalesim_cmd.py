@@ -422,3 +422,24 @@ def test_golden_output_size_difference_is_the_whole_difference(runs):
             assert int(ours["COMPUTE_REPORT.csv"]["Total Cycles"]) <= plan.compute_cycles
             seen += 1
     assert seen >= 3
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("case", CASES)
+def test_golden_scalesim_shapes_match_every_layer_exactly(tmp_path, case):
+    """With --scalesim-shapes, every layer's compute cycles equal SCALE-Sim 3.0.0's Total Cycles + 1
+    and its mapping efficiency and SRAM reads are equal, including layers whose output size
+    SCALE-Sim rounds up (reference reports: tests/data/scalesim/<case>/, see README there)."""
+    out = tmp_path / "out"
+    assert run(*case_args(case, out), "--scalesim-shapes") == 0
+    _, ours = read_report(out / "COMPUTE_REPORT.csv")
+    _, theirs = read_report(DATA / case / "COMPUTE_REPORT.csv")
+    _, ours_d = read_report(out / "DETAILED_ACCESS_REPORT.csv")
+    _, theirs_d = read_report(DATA / case / "DETAILED_ACCESS_REPORT.csv")
+    assert len(ours) == len(theirs)
+    for o, t, od, td in zip(ours, theirs, ours_d, theirs_d):
+        compute = int(o["Total Cycles"]) - int(o["Stall Cycles"])
+        assert compute == int(t["Total Cycles"]) - int(t["Stall Cycles"]) + 1
+        assert math.isclose(float(o["Mapping Efficiency %"]), float(t["Mapping Efficiency %"]), rel_tol=1e-9)
+        assert int(od["SRAM IFMAP Reads"]) == int(td["SRAM IFMAP Reads"])
+        assert int(od["SRAM Filter Reads"]) == int(td["SRAM Filter Reads"])

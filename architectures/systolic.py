@@ -78,12 +78,18 @@ class VectorUnit(Schema):
 
 
 class SystolicMemory(Schema):
-    """SCALE-Sim's memory: three double-buffered operand SRAMs and one DRAM behind them."""
+    """Three double-buffered operand SRAMs (SCALE-Sim's) and one or two off-chip tiers.
+
+    ``dram`` is the main off-chip memory (DDR or HBM); ``ddr`` an optional second, larger and
+    slower tier (e.g. host DDR behind HBM, as in SambaNova's SN40L). Each off-chip tier has its
+    own channel to the chip.
+    """
 
     ifmap_sram: MemoryTier = Field(description="input feature map (activations) buffer")
     filter_sram: MemoryTier = Field(description="filter (weights) buffer")
     ofmap_sram: MemoryTier = Field(description="output feature map / partial sums buffer")
-    dram: MemoryTier = Field(MemoryTier(), description="off-chip memory")
+    dram: MemoryTier = Field(MemoryTier(), description="main off-chip memory (DDR or HBM)")
+    ddr: MemoryTier | None = Field(None, description="optional second off-chip tier, larger and slower")
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,16 @@ class EnergyModel:
     vector_op_pj: Sourced
     sram_read_pj_per_byte: dict[str, Sourced]  # by buffer: ifmap, filter, ofmap
     sram_write_pj_per_byte: dict[str, Sourced]
-    dram_read_pj_per_byte: Sourced
-    dram_write_pj_per_byte: Sourced
+    offchip_read_pj_per_byte: dict[str, Sourced]  # by off-chip tier
+    offchip_write_pj_per_byte: dict[str, Sourced]
+
+    @property
+    def dram_read_pj_per_byte(self) -> Sourced:
+        return self.offchip_read_pj_per_byte["dram"]
+
+    @property
+    def dram_write_pj_per_byte(self) -> Sourced:
+        return self.offchip_write_pj_per_byte["dram"]
 
 
 @register_template("systolic_array")
@@ -156,10 +170,23 @@ class SystolicArray(Architecture):
             tier: MemoryTier = getattr(self.memory, f"{name}_sram")
             reads[name] = _tier_energy(tier, False, lambda w: table.sram_pj_per_byte(tier.size_bytes, w))
             writes[name] = _tier_energy(tier, True, lambda w: table.sram_pj_per_byte(tier.size_bytes, w))
-        dram = self.memory.dram
-        return EnergyModel(mac, vec, reads, writes,
-                           _tier_energy(dram, False, lambda w: table.dram_pj_per_byte()),
-                           _tier_energy(dram, True, lambda w: table.dram_pj_per_byte()))
+        off_r = {n: _tier_energy(t, False, lambda w: table.dram_pj_per_byte())
+                 for n, t in self.offchip_tiers().items()}
+        off_w = {n: _tier_energy(t, True, lambda w: table.dram_pj_per_byte())
+                 for n, t in self.offchip_tiers().items()}
+        return EnergyModel(mac, vec, reads, writes, off_r, off_w)
+
+    def offchip_tiers(self) -> dict[str, MemoryTier]:
+        """Off-chip tiers, fastest first: ``dram`` and, if present, ``ddr``."""
+        tiers = {"dram": self.memory.dram}
+        if self.memory.ddr is not None:
+            tiers["ddr"] = self.memory.ddr
+        return tiers
+
+    def scratchpad_bytes(self) -> int:
+        """On-chip capacity that can hold activations between layers: half the ifmap buffer (the
+        other half streams the current layer's input)."""
+        return int(self.memory.ifmap_sram.size_bytes // 2)
 
 
 def _tier_energy(tier: MemoryTier, write: bool, fallback) -> Sourced:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+
+import numpy as np
 
 from architectures.systolic import FoldPlan
 
-__all__ = ["Placement", "Tiling", "Traffic"]
+__all__ = ["Placement", "Tiling", "Traffic", "OpPlan"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,32 @@ class Traffic:
     @property
     def dram_write_bytes(self) -> int:
         return sum(self.dram_write.values())
+
+
+@dataclass(frozen=True, eq=False)
+class OpPlan:
+    """Everything the lowering needs about one operator that runs (see ``mappers.plan``).
+
+    Per tile (coalesced folds): ``cycles`` on ``unit``, ``counts`` folds in it, and per off-chip
+    channel the bytes loaded before it (``loads``) and stored after it (``stores``).
+    """
+
+    unit: str
+    cycles: np.ndarray
+    counts: np.ndarray
+    loads: Mapping[str, np.ndarray]
+    stores: Mapping[str, np.ndarray]
+    compute_cycles: int
+    counters: Mapping[str, float]
+    dataflow: str | None = None
+    folds: int = 0
+    mapping_efficiency: float | None = None
+    compute_utilization: float | None = None
+    peak_macs_per_cycle: int = 0
+    vector_ops: int = 0
+    gemm: tuple[int, int, int, int] | None = None
+    fused: tuple[str, ...] = ()
+
+    @property
+    def tiles(self) -> int:
+        return int(len(self.cycles))

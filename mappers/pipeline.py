@@ -34,6 +34,13 @@ class MapperOptions(Schema):
     fuse_activations: bool = Field(
         True, description="apply single-input element-wise ops and norms that follow a matrix "
         "op in its output stage (as TPU/NVDLA activation units do) instead of as separate layers")
+    onchip_residency: bool = Field(
+        True, description="keep intermediate tensors in the on-chip scratchpad between layers "
+        "when they fit (next-use eviction); false: every layer reads its inputs from and writes its "
+        "output to off-chip memory, as SCALE-Sim assumes")
+    tensor_placement: dict[Literal["weights", "kv_cache", "activations"], str] = Field(
+        default_factory=dict, description="off-chip tier per tensor class (e.g. {weights: ddr}); "
+        "unset classes go to the fastest tier with room")
     max_tiles_per_layer: int = Field(
         64, gt=0, description="tile fidelity: consecutive identical folds are coalesced so that a "
         "layer has at most this many compute tasks")
@@ -66,11 +73,11 @@ def mapper_pass(*, name: str, requires: tuple[str, ...] = ()):
     return deco
 
 
-DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "dataflow", "traffic")
+DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "place_tensors", "allocate", "plan")
 
 
 def _load_builtin() -> None:
-    from mappers import passes  # noqa: F401
+    from mappers import memory, passes, plan  # noqa: F401
 
 
 class Pipeline:
@@ -115,7 +122,7 @@ def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
     """Structural checks after a pass: acyclic, shapes present, annotations the passes promise."""
     import networkx as nx
 
-    from mappers.annotations import Placement, Tiling, Traffic
+    from mappers.annotations import OpPlan, Placement, Tiling
 
     out = []
     if not nx.is_directed_acyclic_graph(graph.nx):
@@ -125,9 +132,10 @@ def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
             out.append(f"{op.name}: empty output shape {op.output.shape}")
         if "place" in done and not graph.has(op.name, Placement):
             out.append(f"{op.name}: not placed")
-        if "dataflow" in done and op.is_matrix and not graph.has(op.name, Tiling):
-            out.append(f"{op.name}: matrix op without a Tiling")
-        if "traffic" in done and graph.get(op.name, Placement).unit in ("array", "vector") \
-                and not graph.has(op.name, Traffic):
-            out.append(f"{op.name}: no Traffic")
+        runs = "place" in done and graph.get(op.name, Placement).unit not in ("none", "fused")
+        if "plan" in done and runs and not graph.has(op.name, OpPlan):
+            out.append(f"{op.name}: not planned")
+        if "plan" in done and runs and op.is_matrix and graph.get(op.name, Placement).unit == "array" \
+                and not graph.has(op.name, Tiling):
+            out.append(f"{op.name}: matrix op on the array without a Tiling")
     return out

@@ -46,11 +46,19 @@ def _operand_bytes(op: Op) -> tuple[float, float, float, int, int, int]:
     w = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
     o = op.output
     ui = op.unique_input_bytes if isinstance(op, Conv2D) else x.nbytes
-    return x.element_bytes, w.element_bytes, o.element_bytes, ui, w.nbytes, o.nbytes
+    # the filter operand carries all of the op's parameters (the matrix, and a bias if any)
+    uf = w.nbytes if isinstance(op, MatMul) else sum(t.nbytes for t in op.weights)
+    return x.element_bytes, w.element_bytes, o.element_bytes, ui, uf, o.nbytes
 
 
-def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray) -> Traffic:
-    """SRAM and DRAM bytes per operand for ``op`` folded as ``plan`` (see module docstring)."""
+def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray,
+                     onchip: frozenset[str] = frozenset(), write_output: bool = True) -> Traffic:
+    """SRAM and DRAM bytes per operand for ``op`` folded as ``plan`` (see module docstring).
+
+    ``onchip``: input tensors already resident in the on-chip scratchpad (no off-chip reads, also
+    when the fold loop re-reads them); ``write_output``: whether the output goes off chip (False:
+    it stays resident for the next layer). Partial-sum spills go off chip either way.
+    """
     g = plan.gemm
     bi, bf, bo, ui, uf, uo = _operand_bytes(op)
     G = g.groups
@@ -76,10 +84,12 @@ def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray) -> Traffic:
             loads_f = plan.col_folds
         psum_spill = plan.k_folds > 1 and min(C, g.M) * g.N * bo > half_o
 
-    dram_read = {"ifmap": round(ui * loads_i), "filter": round(uf * loads_f), "ofmap": 0}
-    dram_write = {"ifmap": 0, "filter": 0, "ofmap": uo}
+    second = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
+    dram_read = {"ifmap": 0 if op.inputs[0].name in onchip else round(ui * loads_i),
+                 "filter": 0 if second.name in onchip else round(uf * loads_f), "ofmap": 0}
+    dram_write = {"ifmap": 0, "filter": 0, "ofmap": uo if write_output else 0}
     if psum_spill:
-        dram_write["ofmap"] = uo * plan.k_folds
+        dram_write["ofmap"] = uo * plan.k_folds if write_output else uo * (plan.k_folds - 1)
         dram_read["ofmap"] = uo * (plan.k_folds - 1)
     sram_read = {"ifmap": round(plan.ifmap_reads * bi), "filter": round(plan.filter_reads * bf),
                  "ofmap": round(plan.ofmap_reads * bo)}
@@ -90,12 +100,16 @@ def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray) -> Traffic:
                                "ofmap": plan.k_folds if psum_spill else 1})
 
 
-def vector_traffic(op: Op) -> Traffic:
-    """A vector op reads its inputs (and parameters) once and writes its output once."""
+def vector_traffic(op: Op, onchip: frozenset[str] = frozenset(), write_output: bool = True) -> Traffic:
+    """A vector op reads its inputs (and parameters) once and writes its output once; inputs
+    resident on chip and an output kept on chip cost no off-chip traffic."""
     inp = sum(t.nbytes for t in op.inputs)
     par = sum(t.nbytes for t in op.weights)
     out = op.output.nbytes
     reads = {"ifmap": inp, "filter": par, "ofmap": 0}
     writes = {"ifmap": 0, "filter": 0, "ofmap": out}
-    return Traffic(reads, writes, dict(reads), dict(writes), compulsory_read=inp + par,
-                   compulsory_write=out, dram_loads={"ifmap": 1, "filter": 1, "ofmap": 1})
+    off_in = sum(t.nbytes for t in op.inputs if t.name not in onchip)
+    return Traffic(reads, writes, {"ifmap": off_in, "filter": par, "ofmap": 0},
+                   {"ifmap": 0, "filter": 0, "ofmap": out if write_output else 0},
+                   compulsory_read=inp + par, compulsory_write=out,
+                   dram_loads={"ifmap": 1, "filter": 1, "ofmap": 1})

@@ -4,8 +4,9 @@ Contract: every engine takes a ``LoweredProgram`` and returns a ``SimResult`` bu
 ``assemble_result`` from per-layer spans and stall attribution, so results from different
 engines have the same shape and can be compared field by field.
 
-- ``analytical``: per-layer roofline, layers one after another: a layer takes
-  max(compute cycles, DRAM bytes / DRAM bytes-per-cycle); the difference is a memory stall.
+- ``analytical``: per-layer roofline, layers one after another: a layer takes the larger of its
+  compute cycles and, per off-chip channel, its bytes on that channel / the channel's
+  bytes-per-cycle; the difference is a memory stall.
   The fast path, and the cross-check for the event engines.
 - ``numba`` / ``simpy``: the event-driven core and its reference (``simulator.core``,
   ``simulator.reference``).
@@ -18,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simulator.program import COMPUTE, LoweredProgram
+from simulator.program import COMPUTE, LoweredProgram, transfer_cycles
 from simulator.result import LayerResult, ResourceStats, SimResult, Timeline
 from workloads.errors import ConfigError, Problem, did_you_mean
 
@@ -132,33 +133,33 @@ class AnalyticalEngine:
 
     def run(self, program: LoweredProgram, *, experiment: str = "", architecture: str = "",
             workload: str = "") -> SimResult:
-        channels = [r for r in program.resources if r.kind == "channel"]
-        bpc = channels[0].bytes_per_cycle if channels else math.inf
-        timing = LayerTiming(len(program.layers))
+        n_layers, n_res = len(program.layers), len(program.resources)
+        # bytes and tasks per (layer, resource), from the program's own transfers
+        key = np.where(program.layer >= 0, program.layer, n_layers) * n_res + program.resource
+        size = (n_layers + 1) * n_res
+        nbytes = np.bincount(key, weights=program.nbytes, minlength=size).reshape(n_layers + 1, n_res)
+        ntasks = np.bincount(key, minlength=size).reshape(n_layers + 1, n_res).sum(axis=0)
+        timing = LayerTiming(n_layers)
+        busy = np.zeros(n_res, dtype=np.int64)
         t = 0
-        unit_busy: dict[str, int] = {r.name: 0 for r in program.resources if r.kind == "unit"}
-        channel_busy = 0
-        channel_bytes = 0
         for info in program.layers:
-            dram = int(info.dram_bytes)
-            dram_cycles = 0 if math.isinf(bpc) else math.ceil(dram / bpc - 1e-9)
-            span = max(info.compute_cycles, dram_cycles)
+            unit = program.resource_index(info.unit)
+            memory = 0
+            for r, res in enumerate(program.resources):
+                if res.kind == "channel":
+                    cyc = transfer_cycles(int(nbytes[info.index, r]), res.bytes_per_cycle)
+                    busy[r] += cyc
+                    memory = max(memory, cyc)
+            span = max(info.compute_cycles, memory)
             timing.start[info.index] = t
             timing.end[info.index] = t + span
             timing.busy[info.index] = info.compute_cycles
             timing.stall_memory[info.index] = span - info.compute_cycles
-            unit_busy[info.unit] = unit_busy.get(info.unit, 0) + info.compute_cycles
-            channel_busy += dram_cycles
-            channel_bytes += dram
+            busy[unit] += info.compute_cycles
             t += span
-        stats = [ResourceStats(name, "unit", busy, t - busy,
-                               int(np.sum((program.kind == COMPUTE) &
-                                          (program.resource == program.resource_index(name)))))
-                 for name, busy in unit_busy.items()]
-        for r in channels[:1]:
-            stats.append(ResourceStats(r.name, "channel", channel_busy, t - channel_busy,
-                                       int(np.sum(program.resource == program.resource_index(r.name))),
-                                       channel_bytes))
+        stats = [ResourceStats(r.name, r.kind, int(busy[i]), t - int(busy[i]), int(ntasks[i]),
+                               int(nbytes[:, i].sum()) if r.kind == "channel" else 0)
+                 for i, r in enumerate(program.resources)]
         return assemble_result(program, self.name, t, timing, stats, experiment=experiment,
                                architecture=architecture, workload=workload,
                                timeline=layer_timeline(program, timing))

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
-from workloads.ops import (Conv2D, Elementwise, GemmShape, Linear, MatMul, Norm, Op, Pool, Reshape,
-                           Softmax, TensorSpec, _pair, conv_out)
+from workloads.ops import (Conv2D, Elementwise, Embedding, GemmShape, Linear, MatMul, Norm, Op, Pool,
+                           Reshape, Softmax, TensorSpec, TopK, _pair, conv_out)
 from workloads.precision import PRECISIONS
 
 __all__ = ["OpGraph", "PrecisionPolicy", "GraphError"]
@@ -221,6 +221,34 @@ class OpGraph:
         b = x.shape[0]
         return self.add(Reshape(name=name, inputs=(x,), output=self._act(f"{name}.out", (b, x.numel // b)),
                                 block=block))
+
+    def embedding(self, name: str, ids: TensorSpec, num_embeddings: int, features: int,
+                  block: str | None = None, phase: str | None = None) -> TensorSpec:
+        """Gather one row of a (num_embeddings x features) table per id; output (*ids, features)."""
+        if num_embeddings < 1 or features < 1:
+            raise GraphError(f"embedding '{name}': table {num_embeddings} x {features} is empty")
+        table = self._weight(f"{name}.weight", (num_embeddings, features))
+        return self.add(Embedding(name=name, inputs=(ids,), weights=(table,),
+                                  output=self._act(f"{name}.out", (*ids.shape, features)),
+                                  block=block, phase=phase))
+
+    def topk(self, name: str, x: TensorSpec, k: int, block: str | None = None,
+             phase: str | None = None) -> TensorSpec:
+        """The k largest scores along the last axis, softmax-normalized: output (..., k)."""
+        n = x.shape[-1]
+        if not 1 <= k <= n:
+            raise GraphError(f"topk '{name}': k must be in 1..{n} (the last axis of {x.shape}), found {k}")
+        return self.add(TopK(name=name, inputs=(x,), k=k, output=self._act(f"{name}.out", (*x.shape[:-1], k)),
+                             block=block, phase=phase))
+
+    def kv_cache_input(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
+        """Declare a graph input of class ``kv_cache`` (keys or values already in the cache), stored
+        at the policy's KV-cache precision."""
+        t = self.input(name, shape, self.precision.kv)
+        t = TensorSpec(t.name, t.shape, t.precision, "kv_cache")
+        self._tensors[name] = t
+        self.graph_inputs[-1] = t
+        return t
 
     # ---- reading ---------------------------------------------------------------------------
     def ops(self) -> list[Op]:

@@ -17,7 +17,7 @@ from typing import ClassVar
 from workloads.precision import storage_bytes
 
 __all__ = ["TensorSpec", "GemmShape", "Op", "Conv2D", "MatMul", "Linear", "Pool", "Elementwise",
-           "Softmax", "Norm", "Reshape", "OP_KINDS"]
+           "Softmax", "Norm", "Reshape", "Embedding", "TopK", "OP_KINDS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,5 +372,78 @@ class Reshape(Op):
         return {self.inputs[0].name: (), self.output.name: ()}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Embedding(Op):
+    """Table lookup (token or position embedding): ``out[t, :] = table[ids[t], :]``, a gather.
+
+    ``inputs`` is the ids tensor (one id per row gathered), ``weights`` the table (vocab x
+    features), so the table counts in ``params`` and ``weight_bytes`` (what is stored). The op
+    reads only the rows it gathers: ``gathered_bytes`` (rows x features elements at the table's
+    precision, with their quantization scales), not the whole table. One vector op (a copy) per
+    output element.
+    """
+
+    kind: ClassVar[str] = "embedding"
+
+    @property
+    def rows(self) -> int:
+        """Number of lookups (ids)."""
+        return self.inputs[0].numel
+
+    @property
+    def features(self) -> int:
+        return self.weights[0].shape[-1]
+
+    def loop_dims(self) -> dict[str, int]:
+        return {"T": self.rows, "D": self.features}
+
+    def operand_dims(self) -> dict[str, tuple[str, ...]]:
+        # the table is indexed indirectly: row ids[T] (the dims say which loops select an element)
+        return {self.inputs[0].name: ("T",), self.weights[0].name: ("T", "D"),
+                self.output.name: ("T", "D")}
+
+    @property
+    def gathered_bytes(self) -> int:
+        """Bytes of the table this lookup reads: only the gathered rows."""
+        t = self.weights[0]
+        return storage_bytes(self.rows * self.features, t.precision, t.group_size, t.scale_bits)
+
+    @property
+    def vector_ops(self) -> int:
+        return self.output.numel
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopK(Op):
+    """Per row, the ``k`` largest of ``n`` scores, normalized by a softmax over the k kept
+    (mixture-of-experts routing). The output holds the k routing weights per row (the chosen
+    expert indices travel with them and are not counted as a tensor). Vector ops per row:
+    ``n * k`` (k max-scans over the n scores) + ``SOFTMAX_OPS_PER_ELEMENT * k``.
+    """
+
+    k: int
+
+    kind: ClassVar[str] = "topk"
+
+    @property
+    def n(self) -> int:
+        return self.inputs[0].shape[-1]
+
+    @property
+    def rows(self) -> int:
+        return self.inputs[0].numel // self.n
+
+    def loop_dims(self) -> dict[str, int]:
+        return {"M": self.rows, "N": self.n, "K": self.k}
+
+    def operand_dims(self) -> dict[str, tuple[str, ...]]:
+        return {self.inputs[0].name: ("M", "N"), self.output.name: ("M", "K")}
+
+    @property
+    def vector_ops(self) -> int:
+        return self.rows * (self.n * self.k + SOFTMAX_OPS_PER_ELEMENT * self.k)
+
+
 OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in
-                                 (Conv2D, MatMul, Linear, Pool, Elementwise, Softmax, Norm, Reshape)}
+                                 (Conv2D, MatMul, Linear, Pool, Elementwise, Softmax, Norm, Reshape,
+                                  Embedding, TopK)}

@@ -73,3 +73,4 @@ def build_model(name: str, **options) -> OpGraph:
 def _load_builtin() -> None:
     # importing the builder modules registers them (one explicit import per module)
     from workloads import cnn  # noqa: F401
+    from workloads import llm  # noqa: F401

@@ -1,0 +1,283 @@
+"""The ``plan`` pass: per operator, what runs where, for how many cycles, moving which bytes.
+
+Contract: a planner is registered per template (``@planner("systolic_array")``) and turns one
+placed operator into an ``OpPlan``: the unit that runs it, its tiles (cycles and coalesced
+counts), per tile the bytes loaded and stored over each off-chip channel, and the layer's
+counters (bytes per operand and level, energy by component). The generic lowering
+(``mappers.lower``) turns OpPlans into tasks; a new template needs only its planner.
+
+Off-chip counters: ``dram_read_bytes``/``dram_write_bytes`` count all off-chip traffic; a tier
+other than the main one adds its share as ``<tier>_read_bytes`` (e.g. ``ddr_read_bytes``).
+``compulsory_dram_*``: what any schedule must move (each graph input and weight read once, each
+graph output written once); ``noncompulsory_dram_*``: everything else (spills, reloads,
+re-reads forced by tiling) - the COSMA split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from architectures.systolic import DATAFLOWS, FoldPlan, SystolicArray
+from mappers.annotations import OpPlan, Placement, Tiling, Traffic
+from mappers.memory import Residency, TensorHomes
+from mappers.pipeline import MapperOptions, PassError, mapper_pass
+from mappers.traffic import OPERANDS, systolic_traffic, vector_traffic
+from workloads.graph import OpGraph
+from workloads.ops import MatMul, Op
+
+__all__ = ["PLANNERS", "planner", "plan", "fold_streams", "spread", "coalesce", "estimate_cycles"]
+
+PLANNERS: dict[str, Callable[..., OpPlan]] = {}
+
+
+def planner(template: str):
+    """Register the planner of a template."""
+
+    def deco(fn):
+        if template in PLANNERS:
+            raise ValueError(f"planner for '{template}' registered twice")
+        PLANNERS[template] = fn
+        return fn
+
+    return deco
+
+
+@mapper_pass(name="plan", requires=("allocate",))
+def plan(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
+    """Plan every operator that runs (tiles, cycles, bytes per channel, counters)."""
+    fn = PLANNERS.get(arch.template)
+    if fn is None:
+        raise PassError(f"no planner for template '{arch.template}' (planners: {', '.join(PLANNERS)})")
+    g = graph.copy()
+    fused_by: dict[str, list[Op]] = {}
+    for op in g.ops():
+        into = g.get(op.name, Placement).fused_into
+        if into is not None:
+            fused_by.setdefault(into, []).append(op)
+    first_reader: dict[str, str] = {}
+    for op in g.ops():
+        for t in op.inputs:
+            first_reader.setdefault(t.name, op.name)
+    ctx = {"fused_by": fused_by, "graph_inputs": {t.name for t in g.graph_inputs},
+           "first_reader": first_reader}
+    for op in g.ops():
+        if g.get(op.name, Placement).unit in ("none", "fused"):
+            continue
+        for ann in fn(op, g, arch, options, ctx):
+            g.annotate(op.name, ann)
+    return g
+
+
+# ---- shared helpers --------------------------------------------------------------------------
+
+def spread(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers proportional to ``weights`` summing exactly to ``total``."""
+    s = weights.sum()
+    if total == 0 or s <= 0:
+        return np.zeros(len(weights), dtype=np.int64)
+    cum = np.cumsum(weights) / s
+    cum[-1] = 1.0
+    return np.diff(np.concatenate(([0], np.round(cum * total)))).astype(np.int64)
+
+
+def coalesce(n: int, max_tiles: int) -> np.ndarray:
+    """Start indices of at most ``max_tiles`` near-equal groups of ``n`` consecutive items."""
+    k = min(n, max_tiles)
+    return (np.arange(k, dtype=np.int64) * n) // k
+
+
+def estimate_cycles(plan: FoldPlan, traffic: Traffic, arch: SystolicArray) -> int:
+    """Per-layer roofline: compute cycles or off-chip cycles, whichever is larger."""
+    bpc = arch.dram_bytes_per_cycle
+    dram = traffic.dram_read_bytes + traffic.dram_write_bytes
+    return max(plan.compute_cycles, 0 if math.isinf(bpc) else math.ceil(dram / bpc))
+
+
+def fold_streams(op: Op, plan: FoldPlan, traffic: Traffic) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per operand, per-fold off-chip (read, write) bytes in fold order (group, col fold, row fold)."""
+    g = plan.gemm
+    R, C = plan.rows, plan.cols
+    I, O = plan.row_folds, plan.col_folds
+    used_r = np.minimum(R, plan.Sr - np.arange(I) * R).astype(np.float64)
+    used_c = np.minimum(C, plan.Sc - np.arange(O) * C).astype(np.float64)
+    first_o = (np.arange(O) == 0).astype(np.float64)[:, None]
+    first_i = (np.arange(I) == 0).astype(np.float64)[None, :]
+    last_i = (np.arange(I) == I - 1).astype(np.float64)[None, :]
+    every = np.ones((O, I))
+    rr, cc = used_r[None, :], used_c[:, None]
+    loads = traffic.dram_loads
+    spill = loads.get("ofmap", 1) > 1
+    zero = np.zeros((O, I))
+    if plan.dataflow == "os":  # rows: M, cols: N
+        w_i = (every if loads["ifmap"] > 1 else first_o) * rr
+        w_f = (every if loads["filter"] > 1 else first_i) * cc
+        w_out, w_back = rr * cc, zero
+    elif plan.dataflow == "ws":  # rows: K, cols: N
+        w_i = (every if loads["ifmap"] > 1 else first_o) * rr
+        w_f = rr * cc
+        w_out = (every if spill else last_i) * cc
+        w_back = (1 - first_i) * cc if spill else zero
+    else:  # is: rows: K, cols: M
+        w_i = rr * cc
+        w_f = (every if loads["filter"] > 1 else first_o) * rr
+        w_out = (every if spill else last_i) * cc
+        w_back = (1 - first_i) * cc if spill else zero
+
+    def stream(w: np.ndarray, total: int) -> np.ndarray:
+        return spread(np.tile(w.ravel(), g.groups), total)
+
+    none = np.zeros(plan.folds, dtype=np.int64)
+    return {"ifmap": (stream(w_i, traffic.dram_read["ifmap"]), none),
+            "filter": (stream(w_f, traffic.dram_read["filter"]), none),
+            "ofmap": (stream(w_back, traffic.dram_read["ofmap"]), stream(w_out, traffic.dram_write["ofmap"]))}
+
+
+# ---- the systolic array's planner ------------------------------------------------------------
+
+def _operand_tensors(op: Op) -> dict[str, str]:
+    second = op.inputs[1] if isinstance(op, MatMul) else (op.weights[0] if op.weights else None)
+    out = {"ifmap": op.inputs[0].name, "ofmap": op.output.name}
+    if second is not None:
+        out["filter"] = second.name
+    return out
+
+
+def _counters(op: Op, traffic: Traffic, residency: Residency, homes: TensorHomes, arch: SystolicArray,
+              ctx: dict, macs: int, vector_ops: int, on_array: bool,
+              tiers_of: dict[str, str]) -> dict[str, float]:
+    em = arch.energy_model()
+    c: dict[str, float] = {}
+    for o in OPERANDS:
+        c[f"{o}_sram_read_bytes"] = traffic.sram_read[o]
+        c[f"{o}_sram_write_bytes"] = traffic.sram_write[o]
+        c[f"{o}_dram_read_bytes"] = traffic.dram_read[o]
+        c[f"{o}_dram_write_bytes"] = traffic.dram_write[o]
+    spill = sum(b for _, b, _ in residency.spills)
+    c["spill_dram_write_bytes"] = spill
+    for kind in ("sram_read", "sram_write", "dram_read", "dram_write"):
+        c[f"{kind}_bytes"] = sum(c[f"{o}_{kind}_bytes"] for o in OPERANDS)
+    c["dram_write_bytes"] += spill
+    # the COSMA split: compulsory = graph inputs (first reader) and weights read once, graph
+    # outputs written once
+    comp_r = sum(t.nbytes for t in op.weights)
+    comp_r += sum(t.nbytes for t in op.inputs if t.name in ctx["graph_inputs"]
+                  and ctx["first_reader"].get(t.name) == op.name and t.name not in residency.onchip_inputs)
+    comp_w = op.output.nbytes if residency.write_output and op.name in ctx["outputs"] else 0
+    c["compulsory_dram_read_bytes"] = min(comp_r, c["dram_read_bytes"])
+    c["compulsory_dram_write_bytes"] = min(comp_w, c["dram_write_bytes"])
+    c["noncompulsory_dram_read_bytes"] = c["dram_read_bytes"] - c["compulsory_dram_read_bytes"]
+    c["noncompulsory_dram_write_bytes"] = c["dram_write_bytes"] - c["compulsory_dram_write_bytes"]
+    # per off-chip tier
+    per_tier_r: dict[str, float] = {}
+    per_tier_w: dict[str, float] = {}
+    for o in OPERANDS:
+        tier = tiers_of.get(o, "dram")
+        per_tier_r[tier] = per_tier_r.get(tier, 0) + traffic.dram_read[o]
+        per_tier_w[tier] = per_tier_w.get(tier, 0) + traffic.dram_write[o]
+    for _, b, tier in residency.spills:
+        per_tier_w[tier] = per_tier_w.get(tier, 0) + b
+    for tier in arch.offchip_tiers():
+        if tier != "dram":
+            c[f"{tier}_read_bytes"] = per_tier_r.get(tier, 0)
+            c[f"{tier}_write_bytes"] = per_tier_w.get(tier, 0)
+    # energy
+    sram = 0.0
+    for o in OPERANDS:
+        rd, wr = em.sram_read_pj_per_byte[o].value, em.sram_write_pj_per_byte[o].value
+        sram += (traffic.sram_read[o] + traffic.dram_write[o]) * rd  # array reads, drains
+        sram += (traffic.sram_write[o] + traffic.dram_read[o]) * wr  # array writes, fills
+    sram += spill * em.sram_read_pj_per_byte["ifmap"].value
+    c["mac_energy_pj"] = macs * em.mac_pj.value if on_array else 0.0
+    c["vector_energy_pj"] = vector_ops * em.vector_op_pj.value
+    c["sram_energy_pj"] = sram
+    c["dram_energy_pj"] = sum(per_tier_r.get(t, 0) * em.offchip_read_pj_per_byte[t].value
+                              + per_tier_w.get(t, 0) * em.offchip_write_pj_per_byte[t].value
+                              for t in arch.offchip_tiers())
+    c["energy_pj"] = c["mac_energy_pj"] + c["vector_energy_pj"] + c["sram_energy_pj"] + c["dram_energy_pj"]
+    return c
+
+
+def _channel_streams(per_operand: dict[str, tuple[np.ndarray, np.ndarray]], tiers_of: dict[str, str],
+                     n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    loads: dict[str, np.ndarray] = {}
+    stores: dict[str, np.ndarray] = {}
+    for o, (rd, wr) in per_operand.items():
+        ch = tiers_of.get(o, "dram")
+        loads[ch] = loads.get(ch, np.zeros(n, dtype=np.int64)) + rd
+        stores[ch] = stores.get(ch, np.zeros(n, dtype=np.int64)) + wr
+    return loads, stores
+
+
+@planner("systolic_array")
+def plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, ctx: dict):
+    """Dataflow choice, the reuse model and fold streams for one operator on a systolic array."""
+    if "outputs" not in ctx:
+        ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
+    placement = graph.get(op.name, Placement).unit
+    residency = graph.get(op.name, Residency, Residency())
+    homes = graph.get(op.name, TensorHomes, TensorHomes({}))
+    onchip, write_out = residency.onchip_inputs, residency.write_output
+    # a fused op's output is its root's: resident inputs may be named by the fused op's output
+    names = _operand_tensors(op)
+    tiers_of = {o: homes.of(t, "dram") for o, t in names.items()}
+    fused = ctx["fused_by"].get(op.name, [])
+    fused_ops = sum(f.vector_ops for f in fused)
+    max_tiles = 1 if options.fidelity == "layer" else options.max_tiles_per_layer
+    annotations = []
+    if placement == "array":
+        wanted = options.dataflow or arch.dataflow
+        gemm = op.gemm()
+        if wanted != "auto":
+            fp = arch.fold(gemm, wanted)
+            traffic = systolic_traffic(op, fp, arch, onchip, write_out)
+            tiling = Tiling(fp, "mapper option" if options.dataflow else "architecture")
+        else:
+            scored = []
+            for df in DATAFLOWS:
+                fp = arch.fold(gemm, df)
+                t = systolic_traffic(op, fp, arch, onchip, write_out)
+                scored.append((estimate_cycles(fp, t, arch), t.dram_read_bytes + t.dram_write_bytes,
+                               DATAFLOWS.index(df), fp, t))
+            scored.sort(key=lambda s: s[:3])
+            why = "auto: " + ", ".join(f"{s[3].dataflow} {s[0]}" for s in sorted(scored, key=lambda s: s[2])) + " cycles"
+            fp, traffic = scored[0][3], scored[0][4]
+            tiling = Tiling(fp, why)
+        per_operand = fold_streams(op, fp, traffic)
+        cycles = np.full(fp.folds, fp.fold_cycles, dtype=np.int64)
+        counts = np.ones(fp.folds, dtype=np.int64)
+        compute_total = fp.compute_cycles
+        info = {"dataflow": fp.dataflow, "folds": fp.folds, "mapping_efficiency": fp.mapping_efficiency,
+                "compute_utilization": fp.compute_utilization, "peak_macs_per_cycle": arch.pes}
+        annotations.append(tiling)
+    else:
+        traffic = vector_traffic(op, onchip, write_out)
+        compute_total = math.ceil((op.vector_ops + fused_ops) / arch.vector_lanes)
+        n = max(1, min(max_tiles, math.ceil(traffic.dram_read_bytes / (arch.memory.ifmap_sram.size_bytes / 2))))
+        cycles = spread(np.ones(n), compute_total)
+        counts = np.ones(n, dtype=np.int64)
+        per_operand = {o: (spread(np.ones(n), traffic.dram_read[o]), spread(np.ones(n), traffic.dram_write[o]))
+                       for o in OPERANDS}
+        info = {"dataflow": None, "folds": 0, "mapping_efficiency": None, "compute_utilization": None,
+                "peak_macs_per_cycle": 0}
+    n = len(cycles)
+    loads, stores = _channel_streams(per_operand, tiers_of, n)
+    # spills of tensors this op's output evicted go out after its last tile
+    for _, b, tier in residency.spills:
+        stores[tier] = stores.get(tier, np.zeros(n, dtype=np.int64))
+        stores[tier][-1] += b
+    starts = coalesce(n, max_tiles)
+    counters = _counters(op, traffic, residency, homes, arch, ctx, op.macs, op.vector_ops + fused_ops,
+                         placement == "array", tiers_of)
+    gm = op.gemm() if op.is_matrix else None
+    annotations.append(traffic)
+    annotations.append(OpPlan(
+        unit=placement, cycles=np.add.reduceat(cycles, starts), counts=np.add.reduceat(counts, starts),
+        loads={ch: np.add.reduceat(a, starts) for ch, a in loads.items()},
+        stores={ch: np.add.reduceat(a, starts) for ch, a in stores.items()},
+        compute_cycles=compute_total, counters=counters, fused=tuple(f.name for f in fused),
+        vector_ops=op.vector_ops + fused_ops,
+        gemm=(gm.M, gm.K, gm.N, gm.groups) if gm else None, **info))
+    return annotations

@@ -151,9 +151,23 @@ class SystolicArray(Architecture):
     def peak_macs_per_s(self) -> float:
         return self.pes * self.freq_hz
 
+    def roofline(self) -> tuple[float, float]:
+        """(peak MAC/s of the matrix unit, off-chip bytes/s of the main tier) for roofline plots."""
+        return self.peak_macs_per_s, self.memory.dram.bandwidth_bytes_per_s
+
     @property
     def dram_bytes_per_cycle(self) -> float:
         return self.memory.dram.bandwidth_bytes_per_s / self.freq_hz
+
+    @property
+    def area_mm2(self) -> float:
+        """Silicon area in mm^2 of the PE array, the vector unit and the three operand SRAMs, from
+        the area table matching ``energy_table`` (``architectures.area.systolic_area`` gives the
+        breakdown with sources). Registers, control, interconnect, the DRAM PHY and place-and-route
+        overhead are not counted: a lower bound at the table's technology node."""
+        from architectures.area import systolic_area
+
+        return systolic_area(self).total_mm2
 
     def fold(self, gemm: GemmShape, dataflow: str | None = None) -> "FoldPlan":
         return fold_plan(gemm, self.rows, self.cols, dataflow or self.dataflow)

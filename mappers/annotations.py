@@ -10,7 +10,7 @@ import numpy as np
 
 from architectures.systolic import FoldPlan
 
-__all__ = ["Placement", "Tiling", "Traffic", "OpPlan"]
+__all__ = ["Placement", "Tiling", "Traffic", "OpPlan", "LinkPlan"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,16 @@ class OpPlan:
     @property
     def tiles(self) -> int:
         return int(len(self.cycles))
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A collective as transfers on the devices' links: per (device, bytes, steps), ``steps``
+    transfers of ``bytes / steps`` one after another on that device's link (a ring algorithm's
+    steps each pay the link latency)."""
+
+    transfers: tuple[tuple[int, int, int], ...]
+    counters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))

@@ -14,7 +14,9 @@ distance (Belady: farthest next use first), and the tensor is kept only if evict
 less than leaving it off chip. An evicted tensor without an off-chip copy is written back (a
 spill) and read again at its next use (a reload). On random small graphs this is within 4 % of
 the exact optimum on average (tests/mappers/test_memory.py measures it). Reads of a tensor already
-on chip cost no off-chip traffic. Compulsory traffic (each graph input and weight read once,
+on chip cost no off-chip traffic. With ``mapper.attention: fused`` the attention scores and
+probabilities (``*.attn.qk``, ``*.attn.softmax``) never leave the chip and take no room
+(FlashAttention-style: the kernel holds one tile of them at a time). Compulsory traffic (each graph input and weight read once,
 each graph output written once) is reported apart from the rest (spills, reloads, re-reads).
 
 ``optimal_residency`` computes the exact minimum of the same cost by dynamic programming over
@@ -33,7 +35,7 @@ from workloads.errors import ConfigError, Problem
 from workloads.graph import OpGraph
 from workloads.ops import Op, TensorSpec
 
-__all__ = ["TensorHomes", "Residency", "place_tensors", "allocate", "ScheduleModel",
+__all__ = ["TensorHomes", "Residency", "place_tensors", "allocate", "ScheduleModel", "peak_live_bytes",
            "schedule_model", "belady", "optimal_residency", "TENSOR_CLASSES"]
 
 TENSOR_CLASSES = ("weights", "kv_cache", "activations")
@@ -80,17 +82,56 @@ def place_tensors(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     g = graph.copy()
     tiers = offchip_tiers(arch)
     names = list(tiers)
-    need: dict[str, int] = {c: 0 for c in TENSOR_CLASSES}
+    need_by_device: dict[int, dict[str, int]] = {}
     seen: set[str] = set()
-    for op in g.ops():
+    for op in g.ops():  # weights and KV cache count on the device of the first op touching them
+        need = need_by_device.setdefault(op.device, {c: 0 for c in TENSOR_CLASSES})
         for t in op.tensors:
-            if t.name not in seen:
+            if t.name not in seen and tensor_class(t) != "activations":
                 seen.add(t.name)
                 need[tensor_class(t)] += t.nbytes
+    devices = sorted(need_by_device)
+    for device in devices:  # activations come and go: what is live at the busiest moment
+        m = schedule_model(g, device if len(devices) > 1 else None)
+        need_by_device[device]["activations"] = peak_live_bytes(m)
+    wanted = dict(options.tensor_placement or {})
+    problems: list[Problem] = []
+    homes: dict[int, dict[str, str]] = {}
+    for device, need in need_by_device.items():
+        homes[device] = _place_classes(need, tiers, wanted, problems,
+                                       f" on device {device}" if len(need_by_device) > 1 else "")
+    if problems:
+        raise ConfigError(problems)
+    for op in g.ops():
+        home = homes[op.device]
+        g.annotate(op.name, TensorHomes({t.name: home[tensor_class(t)] for t in op.tensors}))
+    g.meta["tensor_homes"] = dict(homes[min(homes)])
+    g.meta["offchip_need_bytes"] = dict(need_by_device[min(need_by_device)])
+    return g
+
+
+def peak_live_bytes(m: ScheduleModel) -> int:
+    """The most activation bytes live at once: a tensor lives from the step that writes it (or
+    the start, for inputs) to its last read; a step's inputs and output are live together."""
+    last = {t: uses[-1] for t, uses in m.uses.items()}
+    live = {t: m.size[t] for t in m.graph_inputs}
+    peak = sum(live.values())
+    for i, out in enumerate(m.produces):
+        if out is not None:
+            live[out] = m.size[out]
+        peak = max(peak, sum(live.values()))
+        for t in [t for t in live if last.get(t, -1) <= i and t != out]:
+            del live[t]
+        if out is not None and last.get(out, -1) < i and out not in m.graph_outputs:
+            live.pop(out, None)
+    return peak
+
+
+def _place_classes(need: dict[str, int], tiers: dict, wanted: dict, problems: list,
+                   where: str) -> dict[str, str]:
+    names = list(tiers)
     free = {n: tiers[n].size_bytes for n in names}
     home: dict[str, str] = {}
-    wanted = dict(options.tensor_placement or {})
-    problems = []
     for cls in TENSOR_CLASSES:
         if need[cls] == 0:
             home[cls] = names[0]
@@ -113,15 +154,10 @@ def place_tensors(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
         else:
             have = ", ".join(f"{n} {_gb(free[n])} free of {_gb(tiers[n].size_bytes)}" for n in candidates)
             problems.append(Problem(None, f"mapper.tensor_placement.{cls}" if cls in wanted else "workload",
-                                    f"{cls} need {_gb(need[cls])} ({need[cls]:,} B) but no tier has room "
-                                    f"({have})"))
-    if problems:
-        raise ConfigError(problems)
-    for op in g.ops():
-        g.annotate(op.name, TensorHomes({t.name: home[tensor_class(t)] for t in op.tensors}))
-    g.meta["tensor_homes"] = dict(home)
-    g.meta["offchip_need_bytes"] = dict(need)
-    return g
+                                    f"{cls} need {_gb(need[cls])} ({need[cls]:,} B){where} but no tier "
+                                    f"has room ({have})"))
+            home[cls] = names[0]
+    return home
 
 
 def _gb(n: float) -> str:
@@ -146,11 +182,14 @@ class ScheduleModel:
     uses: dict[str, list[int]] = field(default_factory=dict)  # tensor -> steps that read it
 
 
-def schedule_model(graph: OpGraph) -> ScheduleModel:
+def schedule_model(graph: OpGraph, device: int | None = None) -> ScheduleModel:
     """Steps are the ops that run (not views, not fused ops); aliases resolve to the tensor that
-    holds the data (a fused ReLU's output is its conv's output; a flatten's is its input)."""
+    holds the data (a fused ReLU's output is its conv's output; a flatten's is its input).
+    With ``device``, only that device's ops are steps; tensors other devices produce arrive over
+    the links and count as inputs (their first read is free)."""
     alias: dict[str, str] = {}
     steps, produces, reads, literal = [], [], [], []
+    external: set[str] = set()
     size: dict[str, int] = {}
     for t in graph.graph_inputs:
         size[t.name] = t.nbytes
@@ -161,6 +200,10 @@ def schedule_model(graph: OpGraph) -> ScheduleModel:
             alias[op.output.name] = ins[0] if unit == "none" else alias.get(
                 graph.op(graph.get(op.name, Placement).fused_into).output.name,
                 graph.op(graph.get(op.name, Placement).fused_into).output.name)
+            continue
+        if device is not None and op.device != device:
+            external.add(op.output.name)
+            size[op.output.name] = op.output.nbytes
             continue
         steps.append(op.name)
         reads.append([t for t in dict.fromkeys(ins) if _is_activation(graph, t)])
@@ -177,7 +220,7 @@ def schedule_model(graph: OpGraph) -> ScheduleModel:
     for op in graph.ops():
         if graph.nx.out_degree(op.name) == 0:
             outputs.add(alias.get(op.output.name, op.output.name))
-    inputs = {t.name for t in graph.graph_inputs if t.name in consumed}
+    inputs = {t.name for t in graph.graph_inputs if t.name in consumed} | (external & consumed)
     m = ScheduleModel(steps, produces, reads, literal, size, inputs, outputs)
     for i, r in enumerate(reads):
         for t in r:
@@ -213,8 +256,13 @@ class ResidencyResult:
         return self.spill_bytes + self.reload_bytes
 
 
-def belady(m: ScheduleModel, capacity: float, tier_of=lambda t: "dram") -> ResidencyResult:
-    """The next-use-distance heuristic described in the module docstring."""
+def belady(m: ScheduleModel, capacity: float, tier_of=lambda t: "dram",
+           pinned: frozenset[str] = frozenset()) -> ResidencyResult:
+    """The next-use-distance heuristic described in the module docstring.
+
+    ``pinned`` tensors never leave the chip and take no scratchpad room (fused attention's scores:
+    the kernel tiles them, so only a tile is ever held, in its own buffers).
+    """
     resident: dict[str, int] = {}
     offchip_copy = set(m.graph_inputs)  # tensors with a valid off-chip copy
     per_step: list[Residency] = []
@@ -252,11 +300,12 @@ def belady(m: ScheduleModel, capacity: float, tier_of=lambda t: "dram") -> Resid
         return True
 
     for i, name in enumerate(m.steps):
-        onchip = frozenset(n for t in m.reads[i] if t in resident for n in m.literal[i].get(t, [t]))
+        onchip = frozenset(n for t in m.reads[i] if t in resident or t in pinned
+                           for n in m.literal[i].get(t, [t]))
         reloads: set[str] = set()
         fetched = []
         for t in m.reads[i]:
-            if t in resident:
+            if t in resident or t in pinned:
                 continue
             if t in m.graph_inputs and t not in first_read:
                 first_read.add(t)  # compulsory: counted once above
@@ -270,7 +319,7 @@ def belady(m: ScheduleModel, capacity: float, tier_of=lambda t: "dram") -> Resid
         for t in fetched:  # inputs fetched from off chip may stay for their next use
             try_insert(t, i, spills)
         out = m.produces[i]
-        keep = out is not None and try_insert(out, i, spills)
+        keep = out is not None and (out in pinned or try_insert(out, i, spills))
         write_output = out is not None and (out in m.graph_outputs or
                                             (not keep and _next_use(m, out, i) < math.inf))
         if write_output:
@@ -389,17 +438,38 @@ def _subsets(items: list[int]):
             yield mask
 
 
+ATTENTION_INTERMEDIATES = (".attn.qk", ".attn.softmax")
+
+
+def fused_attention_tensors(graph: OpGraph) -> frozenset[str]:
+    """Outputs of attention's score and softmax ops (by the LLM builders' naming), which a fused
+    (FlashAttention-style) kernel keeps on chip, and of ops fused into them."""
+    roots = {op.name for op in graph.ops() if op.name.endswith(ATTENTION_INTERMEDIATES)}
+    out = set()
+    for op in graph.ops():
+        into = graph.get(op.name, Placement).fused_into
+        if op.name in roots or into in roots:
+            out.add(graph.op(into).output.name if into in roots else op.output.name)
+    return frozenset(out)
+
+
 @mapper_pass(name="allocate", requires=("place_tensors",))
 def allocate(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     """Keep intermediate tensors in the on-chip scratchpad between layers (next-use eviction)."""
     g = graph.copy()
-    m = schedule_model(g)
     capacity = arch.scratchpad_bytes() if options.onchip_residency else 0
     homes = g.meta.get("tensor_homes", {})
     act_tier = homes.get("activations", next(iter(offchip_tiers(arch))))
-    result = belady(m, capacity, tier_of=lambda t: act_tier)
-    for name, res in zip(m.steps, result.per_step):
-        g.annotate(name, res)
-    g.meta["residency"] = {"capacity_bytes": capacity, "spill_bytes": result.spill_bytes,
-                           "reload_bytes": result.reload_bytes, "peak_bytes": result.peak_bytes}
+    pinned = fused_attention_tensors(g) if options.attention == "fused" else frozenset()
+    devices = g.devices
+    totals = {"capacity_bytes": capacity, "spill_bytes": 0, "reload_bytes": 0, "peak_bytes": 0}
+    for device in devices:  # every device has its own scratchpad
+        m = schedule_model(g, device if len(devices) > 1 else None)
+        result = belady(m, capacity, tier_of=lambda t: act_tier, pinned=pinned)
+        for name, res in zip(m.steps, result.per_step):
+            g.annotate(name, res)
+        totals["spill_bytes"] += result.spill_bytes
+        totals["reload_bytes"] += result.reload_bytes
+        totals["peak_bytes"] = max(totals["peak_bytes"], result.peak_bytes)
+    g.meta["residency"] = totals
     return g

@@ -14,10 +14,16 @@ __all__ = ["place", "fuse", "FUSIBLE"]
 
 @mapper_pass(name="place")
 def place(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
-    """Put matrix ops on the array, other ops on the vector unit, views nowhere."""
+    """Put matrix ops on the array, collectives on the links, other ops on the vector unit, views
+    nowhere."""
     g = graph.copy()
     for op in g.ops():
-        unit = "none" if op.kind == "reshape" else ("array" if op.is_matrix else "vector")
+        if op.kind == "reshape":
+            unit = "none"
+        elif op.kind == "collective":
+            unit = "link"
+        else:
+            unit = "array" if op.is_matrix else "vector"
         g.annotate(op.name, Placement(unit))
     return g
 

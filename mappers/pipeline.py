@@ -41,9 +41,17 @@ class MapperOptions(Schema):
     tensor_placement: dict[Literal["weights", "kv_cache", "activations"], str] = Field(
         default_factory=dict, description="off-chip tier per tensor class (e.g. {weights: ddr}); "
         "unset classes go to the fastest tier with room")
+    attention: Literal["unfused", "fused"] = Field(
+        "unfused", description="unfused: QK^T, softmax and AV are separate kernels whose scores go "
+        "through memory; fused: FlashAttention-style, reading Q, K, V once and keeping the scores "
+        "on chip")
     max_tiles_per_layer: int = Field(
         64, gt=0, description="tile fidelity: consecutive identical folds are coalesced so that a "
         "layer has at most this many compute tasks")
+    max_tasks: int = Field(
+        60_000, gt=0, description="tile fidelity: fewer tiles per layer when the whole program "
+        "would otherwise exceed about this many tasks (big LLM graphs), so the event count stays "
+        "bounded")
 
 
 class PassError(RuntimeError):

@@ -15,18 +15,19 @@ re-reads forced by tiling) - the COSMA split.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
 import numpy as np
 
 from architectures.systolic import DATAFLOWS, FoldPlan, SystolicArray
-from mappers.annotations import OpPlan, Placement, Tiling, Traffic
+from mappers.annotations import LinkPlan, OpPlan, Placement, Tiling, Traffic
 from mappers.memory import Residency, TensorHomes
 from mappers.pipeline import MapperOptions, PassError, mapper_pass
 from mappers.traffic import OPERANDS, systolic_traffic, vector_traffic
 from workloads.graph import OpGraph
-from workloads.ops import MatMul, Op
+from workloads.ops import Collective, MatMul, Op
 
 __all__ = ["PLANNERS", "planner", "plan", "fold_streams", "spread", "coalesce", "estimate_cycles"]
 
@@ -61,14 +62,45 @@ def plan(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     for op in g.ops():
         for t in op.inputs:
             first_reader.setdefault(t.name, op.name)
+    running = sum(1 for op in g.ops() if g.get(op.name, Placement).unit in ("array", "vector"))
+    # a tile is up to three tasks (load, compute, store): keep the program near max_tasks
+    tiles = max(1, min(options.max_tiles_per_layer, options.max_tasks // max(1, 3 * running)))
     ctx = {"fused_by": fused_by, "graph_inputs": {t.name for t in g.graph_inputs},
-           "first_reader": first_reader}
+           "first_reader": first_reader, "max_tiles": 1 if options.fidelity == "layer" else tiles}
+    link = g.meta.get("link", {})
     for op in g.ops():
-        if g.get(op.name, Placement).unit in ("none", "fused"):
+        unit = g.get(op.name, Placement).unit
+        if unit in ("none", "fused"):
+            continue
+        if unit == "link":
+            g.annotate(op.name, plan_collective(op, link.get("energy_pj_per_byte") or 0.0))
             continue
         for ann in fn(op, g, arch, options, ctx):
             g.annotate(op.name, ann)
     return g
+
+
+def plan_collective(op: Collective, energy_pj_per_byte: float) -> LinkPlan:
+    """Ring all-reduce: 2(n-1) steps of payload/n on each device's link; ring all-gather: n-1
+    steps of the device's shard; all-to-all: each device sends what ``per_device_bytes`` says;
+    send: the payload once. The simulated device's link stands for every device's in a
+    symmetric collective (tensor parallelism)."""
+    n = len(op.group)
+    payload = op.payload_bytes
+    if op.collective == "all_reduce":
+        transfers = ((op.device, round(2 * (n - 1) * payload / n), 2 * (n - 1)),) if n > 1 else ()
+    elif op.collective == "all_gather":
+        transfers = ((op.device, (n - 1) * payload, n - 1),) if n > 1 else ()
+    elif op.collective == "all_to_all":
+        sizes = op.per_device_bytes or (round(payload * (n - 1) / n),) * n
+        transfers = tuple((d, int(b), 1) for d, b in zip(op.group, sizes) if b > 0)
+    elif op.collective == "send":
+        transfers = ((op.device, payload, 1),)
+    else:
+        raise PassError(f"{op.name}: unknown collective '{op.collective}'")
+    total = sum(b for _, b, _ in transfers)
+    energy = total * energy_pj_per_byte
+    return LinkPlan(transfers, {"link_bytes": total, "link_energy_pj": energy, "energy_pj": energy})
 
 
 # ---- shared helpers --------------------------------------------------------------------------
@@ -211,21 +243,47 @@ def _channel_streams(per_operand: dict[str, tuple[np.ndarray, np.ndarray]], tier
     return loads, stores
 
 
+def _signature(op: Op, graph: OpGraph, residency: Residency, homes: TensorHomes, ctx: dict,
+               fused_ops: int) -> tuple:
+    """What an op's plan depends on, without its names: identical layers share one plan."""
+    def tensor(t):
+        return (t.shape, t.precision, t.role, t.group_size, t.scale_bits,
+                t.name in residency.onchip_inputs, homes.of(t.name, ""))
+    first_graph_inputs = tuple(t.name in ctx["graph_inputs"] and ctx["first_reader"].get(t.name) == op.name
+                               for t in op.inputs)
+    attrs = tuple(sorted((k, v) for k, v in vars(op).items()
+                         if k not in ("name", "inputs", "output", "weights", "block", "phase")))
+    return (type(op), attrs, tuple(map(tensor, op.inputs)), tuple(map(tensor, op.weights)),
+            tensor(op.output), residency.write_output, tuple((b, tier) for _, b, tier in residency.spills),
+            first_graph_inputs, op.name in ctx["outputs"], fused_ops, graph.get(op.name, Placement).unit)
+
+
 @planner("systolic_array")
 def plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, ctx: dict):
-    """Dataflow choice, the reuse model and fold streams for one operator on a systolic array."""
+    """Dataflow choice, the reuse model and fold streams for one operator on a systolic array.
+    Plans are cached by the op's signature within a pass: an LLM's identical layers cost one."""
     if "outputs" not in ctx:
         ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
-    placement = graph.get(op.name, Placement).unit
     residency = graph.get(op.name, Residency, Residency())
     homes = graph.get(op.name, TensorHomes, TensorHomes({}))
+    fused = ctx["fused_by"].get(op.name, [])
+    key = _signature(op, graph, residency, homes, ctx, sum(f.vector_ops for f in fused))
+    cache = ctx.setdefault("plans", {})
+    if key not in cache:
+        cache[key] = _plan_systolic(op, graph, arch, options, ctx, residency, homes, fused)
+    *rest, plan_ = cache[key]
+    return [*rest, dataclasses.replace(plan_, fused=tuple(f.name for f in fused))]
+
+
+def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, ctx: dict,
+                   residency: Residency, homes: TensorHomes, fused: list[Op]) -> list:
+    placement = graph.get(op.name, Placement).unit
     onchip, write_out = residency.onchip_inputs, residency.write_output
     # a fused op's output is its root's: resident inputs may be named by the fused op's output
     names = _operand_tensors(op)
     tiers_of = {o: homes.of(t, "dram") for o, t in names.items()}
-    fused = ctx["fused_by"].get(op.name, [])
     fused_ops = sum(f.vector_ops for f in fused)
-    max_tiles = 1 if options.fidelity == "layer" else options.max_tiles_per_layer
+    max_tiles = ctx["max_tiles"]
     annotations = []
     if placement == "array":
         wanted = options.dataflow or arch.dataflow

@@ -27,10 +27,14 @@ def _console(stderr: bool = False):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from simulator.dse.cli import run_study_if_present
     from simulator.experiment import load_experiment
     from simulator.report import render_table, write_results
-    from simulator.run import simulate
+    from simulator.run import run_experiment
 
+    study_exit = run_study_if_present(args)  # a sweep: or search: section runs as a study
+    if study_exit is not None:
+        return study_exit
     exp = load_experiment(args.experiment)
     engine = args.engine or exp.engine
     out = Path(args.out) if args.out else Path("results") / exp.name
@@ -40,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from simulator.plots import require_matplotlib
         require_matplotlib("--plots" if args.plots else "outputs.plots", None if args.plots else exp.source)
     t0 = time.perf_counter()
-    result = simulate(exp.workload, exp.architecture, mapper=exp.mapper, engine=engine, name=exp.name)
+    result = run_experiment(exp, engine=engine)
     wall = time.perf_counter() - t0
     files = write_results(result, out, exp.resolved_config())
     if args.trace or exp.outputs.trace:
@@ -48,9 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         files.append(write_trace(result, out / "trace.json", exp))
     if plots:
         from simulator.plots import write_plots
-        arch = exp.architecture
-        files += write_plots(result, out / "plots", peak_macs_per_s=getattr(arch, "peak_macs_per_s", 0.0),
-                             dram_bytes_per_s=arch.memory.dram.bandwidth_bytes_per_s)
+        peak, bandwidth = exp.architecture.roofline()
+        files += write_plots(result, out / "plots", peak_macs_per_s=peak, dram_bytes_per_s=bandwidth)
     if not args.quiet:
         con = _console()
         con.print(render_table(result, max_rows=args.max_rows))
@@ -129,10 +132,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 # add_arguments(parser) and main(args) -> exit code.
 COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "simulator.scalesim_cmd": ("scalesim", "run SCALE-Sim inputs (config .cfg + topology .csv) unchanged"),
+    "simulator.dse.plot_cmd": ("plot", "draw PNG plots of a results folder (a run, a sweep or a search)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from simulator.dse.cli import add_study_arguments
+
     p = argparse.ArgumentParser(prog="tessera", description="Cycle-approximate accelerator simulator.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -145,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plots", action="store_true", help="also write PNG plots into OUT/plots/")
     r.add_argument("--quiet", action="store_true", help="print nothing on success")
     r.add_argument("--max-rows", type=int, default=None, help="layers shown in the table")
+    add_study_arguments(r)  # --workers, --cluster, --resume (simulator.dse)
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check an experiment YAML without running it")

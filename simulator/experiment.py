@@ -17,7 +17,9 @@ from pydantic import Field
 
 from architectures.base import Architecture
 from architectures.presets import build_architecture
+from architectures.system import SystemSpec
 from mappers.pipeline import MapperOptions
+from simulator.dse.spec import SearchField, SweepField  # sweep:/search: sections (validated there)
 from workloads.errors import ConfigError, Problem, Problems
 from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.precision import Precision
@@ -49,14 +51,27 @@ class GemmSpec(Schema):
 
 
 class WorkloadSpec(Schema):
-    """The ``workload:`` section: exactly one source (``model``, ``gemm``, ``scalesim_topology``)."""
+    """The ``workload:`` section: exactly one source (``model``, ``config``, ``gemm``,
+    ``scalesim_topology``)."""
 
     model: str | None = Field(None, description="a shipped model (see 'tessera list models')")
+    config: str | None = Field(None, description="path to a Hugging-Face-style config.json (an LLM)")
     gemm: GemmSpec | None = Field(None, description="a single GEMM {M, K, N, groups}")
     scalesim_topology: str | None = Field(None, description="path to a SCALE-Sim topology CSV")
     scalesim_format: Literal["conv", "gemm"] = Field("conv", description="topology CSV format")
     batch: int | None = Field(None, gt=0, description="batch size (models)")
     image_size: int | None = Field(None, gt=0, description="input resolution (CNN models)")
+    phase: Literal["prefill", "decode", "generate"] | None = Field(
+        None, description="LLMs: prefill | decode | generate (prefill, then decode)")
+    sequence: int | None = Field(None, gt=0, description="LLMs: prompt length (prefill) / tokens "
+                                 "already in the KV cache at the first decode step (decode)")
+    generate: int | None = Field(None, gt=0, description="LLMs: tokens to generate (decode, generate)")
+    decode_steps: Literal["mean", "all"] = Field(
+        "mean", description="LLMs: simulate the decode step at the mean context and scale by the "
+        "number of steps (exact when a step's cost is affine in the context), or every step")
+    expert_load: dict[str, Any] | None = Field(
+        None, description="MoE routing: {distribution: uniform} | {distribution: zipf, alpha, seed} "
+        "| {distribution: explicit, shares: [...]}")
     precision: PrecisionSpec = Field(PrecisionSpec(), description="storage precisions")
 
 
@@ -72,12 +87,16 @@ class ExperimentSpec(Schema):
     description: str = ""
     architecture: dict[str, Any] | str = Field(description="preset: NAME | template: NAME + fields; "
                                                 "overrides: {dotted.path: value}")
+    system: SystemSpec | None = Field(None, description="several devices: devices, link, parallelism")
     workload: WorkloadSpec
     mapper: MapperOptions = MapperOptions()
     engine: Literal["numba", "simpy", "analytical"] = Field(
         "numba", description="numba (event-driven core, default) | simpy (its readable reference) | "
         "analytical (per-layer roofline)")
     outputs: OutputOptions = OutputOptions()
+    # design-space exploration (simulator.dse): declared after the sections they refer to
+    sweep: SweepField = Field(None, description="design points: grid / zip / random over dotted paths")
+    search: SearchField = Field(None, description="optuna search: objectives, constraints, space, budget")
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,7 @@ class Experiment:
     description: str = ""
     source: str | None = None  # the YAML file it came from
     workload_spec: dict = field(default_factory=dict)
+    llm: "LLMPlan | None" = None  # LLM phases to run (simulator.llm), None for one-graph workloads
 
     def resolved_config(self) -> dict[str, Any]:
         arch = {"template": self.architecture.template, **self.architecture.model_dump(mode="python")}
@@ -101,17 +121,35 @@ class Experiment:
                 "engine": self.engine, "outputs": self.outputs.model_dump()}
 
 
+LLM_FIELDS = ("phase", "sequence", "generate", "expert_load")
+
+
 def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None = None,
-                   lines: dict | None = None) -> tuple[OpGraph, dict]:
-    """The ``OpGraph`` a workload section describes, and the section with defaults filled in."""
-    from workloads.registry import build_model
+                   lines: dict | None = None,
+                   system: SystemSpec | None = None) -> tuple[OpGraph, dict, "LLMPlan | None"]:
+    """The ``OpGraph`` a workload section describes, the section with defaults filled in, and
+    for LLMs the phases to run."""
+    from workloads.registry import MODELS, build_model, model_names
 
     probs = Problems(file, lines)
-    sources = [k for k in ("model", "gemm", "scalesim_topology") if getattr(spec, k) is not None]
+    sources = [k for k in ("model", "config", "gemm", "scalesim_topology") if getattr(spec, k) is not None]
     if len(sources) != 1:
-        probs.add("workload", "give exactly one of 'model', 'gemm', 'scalesim_topology'"
+        probs.add("workload", "give exactly one of 'model', 'config', 'gemm', 'scalesim_topology'"
                   + (f"; found {', '.join(sources)}" if sources else ""))
         probs.raise_if_any()
+    model_names()
+    is_llm = spec.config is not None or (spec.model in MODELS and MODELS[spec.model].family in ("llm", "encoder"))
+    if not is_llm:
+        for key in LLM_FIELDS:
+            if getattr(spec, key) is not None:
+                probs.add(("workload", key), f"applies to LLM workloads only ('model' of family llm, or "
+                          f"'config'); this workload is {sources[0]} {getattr(spec, sources[0])!r}")
+    elif spec.image_size is not None:
+        probs.add(("workload", "image_size"), "applies to CNN models only")
+    if system is not None and system.devices > 1 and not is_llm:
+        probs.add(("system", "devices"), "multi-device systems split LLMs (tensor, pipeline, expert "
+                  "parallelism); this workload is not an LLM")
+    probs.raise_if_any()
     pe = getattr(arch, "pe", None)
     default = pe.precision if pe is not None else "fp16"
     prec = spec.precision
@@ -128,6 +166,8 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     resolved: dict[str, Any] = {"precision": {"weights": policy.weights, "activations": policy.activations,
                                               "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
     try:
+        if is_llm:
+            return _build_llm(spec, policy, resolved, file, probs, system)
         if spec.model is not None:
             opts: dict[str, Any] = {"precision": policy}
             if spec.batch is not None:
@@ -158,7 +198,67 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     except ValueError as exc:
         probs.add("workload", str(exc))
         probs.raise_if_any()
-    return graph, resolved
+    return graph, resolved, None
+
+
+def _build_llm(spec: WorkloadSpec, policy: PrecisionPolicy, resolved: dict, file: str | None,
+               probs: Problems, system: SystemSpec | None = None) -> tuple[OpGraph, dict, "LLMPlan"]:
+    """Prefill/decode phases of an LLM (shipped model or a user's config.json)."""
+    from simulator.llm import LLMPlan
+    from workloads.registry import MODELS
+
+    phase = spec.phase or "prefill"
+    batch = spec.batch or 1
+    sequence = spec.sequence or 512
+    generate = spec.generate if spec.generate is not None else (128 if phase != "prefill" else 0)
+    if phase == "prefill" and spec.generate is not None:
+        probs.add(("workload", "generate"), "phase 'prefill' generates no tokens; use phase: generate")
+    if spec.config is not None:
+        path = Path(spec.config)
+        if file and not path.is_absolute() and not path.exists():
+            path = Path(file).parent / path
+        from workloads.llm import build_llm_from_file
+
+        def build(**kw):
+            return build_llm_from_file(str(path), **kw)
+        source = {"config": str(path)}
+    else:
+        family = MODELS[spec.model].family
+        if family == "encoder" and phase != "prefill":
+            probs.add(("workload", "phase"), f"'{spec.model}' is an encoder: only phase 'prefill'")
+        builder = MODELS[spec.model].builder
+
+        def build(**kw):
+            if family == "encoder":
+                kw.pop("context", None)
+                kw.pop("expert_load", None)
+            return builder(**kw)
+        source = {"model": spec.model}
+    probs.raise_if_any()
+    options = {"batch": batch, "sequence": sequence, "precision": policy}
+    if spec.expert_load is not None:
+        options["expert_load"] = spec.expert_load
+    if system is not None and system.devices > 1:
+        options["parallelism"] = system.parallelism.model_dump()
+    link = system.link.model_dump() if system is not None and system.link is not None else None
+
+    def build_phase(*, phase: str, context: int | None) -> OpGraph:
+        g = build(phase=phase, context=context, **options) if phase == "decode" else \
+            build(phase=phase, **options)
+        if link:
+            g.meta["link"] = link
+        return g
+
+    plan = LLMPlan(phase=phase, batch=batch, sequence=sequence, generate=generate,
+                   decode_steps=spec.decode_steps, build=build_phase)
+    # the graph users inspect (validated now, so bad options fail at load): the first one run
+    graph = plan.prefill_graph() if phase != "decode" else plan.decode_graph(sequence)
+    resolved = {**source, "phase": phase, "batch": batch, "sequence": sequence,
+                **({"generate": generate} if phase != "prefill" else {}),
+                **({"decode_steps": spec.decode_steps} if phase != "prefill" else {}),
+                **({"expert_load": spec.expert_load} if spec.expert_load is not None else {}),
+                **resolved}
+    return graph, resolved, plan
 
 
 def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | None = None) -> Experiment:
@@ -178,7 +278,7 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
             arch = build_architecture(raw_arch, file=file, lines=lines)
         except ConfigError as exc:
             problems.extend(exc.problems)
-    graph, resolved = None, {}
+    graph, resolved, llm = None, {}, None
     workload = spec.workload if spec is not None else None
     raw_workload = data.get("workload") if isinstance(data, dict) else None
     if workload is None and isinstance(raw_workload, dict) and \
@@ -189,7 +289,8 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
             problems.extend(exc.problems)
     if workload is not None and arch is not None:
         try:
-            graph, resolved = build_workload(workload, arch, file=file, lines=lines)
+            graph, resolved, llm = build_workload(workload, arch, file=file, lines=lines,
+                                                  system=spec.system if spec is not None else None)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -197,7 +298,7 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
     assert spec is not None and arch is not None and graph is not None
     return Experiment(name=spec.name, architecture=arch, workload=graph, mapper=spec.mapper,
                       engine=spec.engine, outputs=spec.outputs, description=spec.description,
-                      source=file, workload_spec=resolved)
+                      source=file, workload_spec=resolved, llm=llm)
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -211,21 +211,23 @@ class ProgramBuilder:
         self._cycles: list[int] = []
         self._bytes: list[int] = []
         self._count: list[int] = []
-        self._deps: list[tuple[int, ...]] = []
+        self._deps: list[list[int]] = []
         self._labels: list[str] = []
         self.layers: list[LayerInfo] = []
 
     def _add(self, kind: int, resource: str, layer: int, cycles: int, nbytes: int, count: int,
              deps, label: str) -> int:
-        if resource not in self._index:
-            raise ProgramError(f"task '{label}' uses unknown resource '{resource}'")
+        try:
+            r = self._index[resource]
+        except KeyError:
+            raise ProgramError(f"task '{label}' uses unknown resource '{resource}'") from None
         self._kind.append(kind)
-        self._res.append(self._index[resource])
+        self._res.append(r)
         self._layer.append(layer)
-        self._cycles.append(int(cycles))
-        self._bytes.append(int(nbytes))
-        self._count.append(int(count))
-        self._deps.append(tuple(int(d) for d in deps if d is not None))
+        self._cycles.append(cycles)
+        self._bytes.append(nbytes)
+        self._count.append(count)
+        self._deps.append([d for d in deps if d is not None])
         self._labels.append(label)
         return len(self._kind) - 1
 

@@ -68,6 +68,7 @@ class OpGraph:
         self._tensors: dict[str, TensorSpec] = {}
         self._producer: dict[str, str] = {}
         self._order: list[str] | None = None
+        self._ann: dict[str, dict[type, Any]] = {}  # per operator: annotation class -> annotation
         self.graph_inputs: list[TensorSpec] = []
 
     # ---- construction ---------------------------------------------------------------------
@@ -78,6 +79,7 @@ class OpGraph:
         if precision is not None and precision not in PRECISIONS:
             raise GraphError(f"input '{name}': unknown precision {precision!r}; "
                              f"known: {', '.join(PRECISIONS)}")
+        self._own_structure()
         t = TensorSpec(name, tuple(int(s) for s in shape), precision or self.precision.activations)
         if any(s <= 0 for s in t.shape):
             raise GraphError(f"input '{name}': shape {t.shape} has a non-positive dimension")
@@ -87,6 +89,7 @@ class OpGraph:
 
     def add(self, op: Op) -> TensorSpec:
         """Add an operator; its inputs must already exist. Returns its output tensor."""
+        self._own_structure()
         if op.name in self.nx:
             raise GraphError(f"operator '{op.name}' already exists in graph '{self.name}'")
         for t in op.inputs:
@@ -103,7 +106,8 @@ class OpGraph:
         if any(s <= 0 for s in op.output.shape):
             raise GraphError(f"operator '{op.name}': output shape {op.output.shape} is empty "
                              f"(input too small for the kernel/stride?)")
-        self.nx.add_node(op.name, op=op, ann={}, index=len(self.nx))
+        self.nx.add_node(op.name, op=op, index=len(self.nx))
+        self._ann[op.name] = {}
         for t in op.inputs:
             src = self._producer.get(t.name)
             if src is not None:
@@ -295,6 +299,19 @@ class OpGraph:
     def weight_bytes(self) -> int:
         return sum(op.weight_bytes for op in self.ops())
 
+    def set_device(self, name: str, device: int) -> None:
+        """Run operator ``name`` on ``device`` of a multi-device system (pipeline/expert parallel)."""
+        import dataclasses
+
+        self._own_structure()
+        node = self._node(name)
+        node["op"] = dataclasses.replace(node["op"], device=int(device))
+
+    @property
+    def devices(self) -> list[int]:
+        """The devices the operators run on (``[0]`` for a single device)."""
+        return sorted({op.device for op in self.ops()})
+
     # ---- annotations -----------------------------------------------------------------------
     def _node(self, name: str) -> dict:
         if name not in self.nx:
@@ -303,11 +320,13 @@ class OpGraph:
 
     def annotate(self, name: str, value: Any) -> None:
         """Attach a typed annotation (its class is the key)."""
-        self._node(name)["ann"][type(value)] = value
+        self._node(name)
+        self._ann[name][type(value)] = value
 
     def get(self, name: str, kind: type[A], default: Any = ...) -> A:
         """The annotation of class ``kind`` on operator ``name``."""
-        ann = self._node(name)["ann"]
+        self._node(name)
+        ann = self._ann[name]
         if kind in ann:
             return ann[kind]
         if default is not ...:
@@ -315,19 +334,33 @@ class OpGraph:
         raise KeyError(f"operator '{name}' has no {kind.__name__} annotation")
 
     def has(self, name: str, kind: type) -> bool:
-        return kind in self._node(name)["ann"]
+        self._node(name)
+        return kind in self._ann[name]
 
     def copy(self) -> "OpGraph":
-        """A new graph with the same operators and copies of the annotation maps."""
+        """A new graph with the same operators and edges and copies of the annotation maps.
+
+        Operators and edges are shared: they do not change once the graph is built (passes only
+        annotate), which makes a copy per pass cheap even for LLM graphs of thousands of ops.
+        """
         g = OpGraph(self.name, self.precision, self.meta)
-        g.nx = self.nx.copy()
-        for n in g.nx.nodes:
-            g.nx.nodes[n]["ann"] = dict(self.nx.nodes[n]["ann"])
-        g._tensors = dict(self._tensors)
-        g._producer = dict(self._producer)
-        g._order = list(self._order) if self._order else None
+        g.nx = self.nx
+        g._ann = {n: dict(a) for n, a in self._ann.items()}
+        g._tensors = self._tensors
+        g._producer = self._producer
+        g._order = self._order
         g.graph_inputs = list(self.graph_inputs)
+        g._shared = True
+        self._shared = True
         return g
+
+    def _own_structure(self) -> None:
+        """Copy-on-write: before changing operators or edges, stop sharing them with copies."""
+        if getattr(self, "_shared", False):
+            self.nx = self.nx.copy()
+            self._tensors = dict(self._tensors)
+            self._producer = dict(self._producer)
+            self._shared = False
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per operator: name, kind, output shape, MACs, params."""

@@ -41,6 +41,7 @@ copy of the parameters).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any
 
@@ -49,7 +50,8 @@ from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.llm_config import (LLMConfig, kv_cache_bytes, llm_param_counts, load_llm_config,
                                   shipped_config, shipped_config_names)
 from workloads.llm_moe import ExpertLoad, moe_block
-from workloads.ops import Linear, MatMul, Reshape, TensorSpec
+from workloads.llm_parallel import SINGLE, Parallelism
+from workloads.ops import Collective, Linear, MatMul, Reshape, TensorSpec
 from workloads.registry import register_model
 
 __all__ = ["build_llm", "build_llm_from_file", "PHASES", "DEFAULT_PRECISION", "ROTARY_OPS_PER_ELEMENT",
@@ -63,9 +65,20 @@ ROTARY_OPS_PER_ELEMENT = 3  # x * cos + rotate_half(x) * sin: two multiplies and
 class _Builder:
     """Adds the ops of one pass to ``g``; knows the config, the phase and the precision."""
 
-    def __init__(self, g: OpGraph, cfg: LLMConfig, phase: str):
-        self.g, self.cfg, self.phase = g, cfg, phase
+    def __init__(self, g: OpGraph, cfg: LLMConfig, phase: str, par: Parallelism = SINGLE,
+                 vocab: int | None = None):
+        self.g, self.cfg, self.phase, self.par = g, cfg, phase, par
         self.p = g.precision
+        self.vocab = vocab or cfg.vocab_size  # the LM head's columns on this device
+
+    def collective(self, name: str, kind: str, x: TensorSpec, block: str,
+                   out_shape: tuple[int, ...] | None = None, group: int | None = None,
+                   per_device_bytes: tuple[int, ...] = (), inputs: tuple[TensorSpec, ...] = ()) -> TensorSpec:
+        n = group or self.par.tensor
+        out = TensorSpec(f"{name}.out", tuple(out_shape or x.shape), x.precision)
+        return self.g.add(Collective(name=name, inputs=(x, *inputs), output=out, collective=kind,
+                                     group=tuple(range(n)), per_device_bytes=per_device_bytes,
+                                     block=block, phase=self.phase))
 
     def linear(self, name: str, x: TensorSpec, out: int, bias: bool, block: str,
                role: str = "activation") -> TensorSpec:
@@ -131,7 +144,10 @@ class _Builder:
         s = self.g.softmax(f"{blk}.attn.softmax", s, block=blk, phase=self.phase)
         ctx = self.matmul(f"{blk}.attn.av", s, v, batch=batch * kvh, M=M, K=span, N=hd,
                           out_shape=(batch, positions, cfg.q_dim), block=blk)
-        return self.linear(f"{blk}.attn.o", ctx, cfg.hidden_size, bias, blk)
+        o = self.linear(f"{blk}.attn.o", ctx, cfg.hidden_size, bias, blk)
+        if self.par.tensor > 1:  # row-parallel projection: sum the partial outputs
+            o = self.collective(f"{blk}.attn.allreduce", "all_reduce", o, blk)
+        return o
 
     def mlp(self, x: TensorSpec, blk: str) -> TensorSpec:
         cfg = self.cfg
@@ -142,7 +158,10 @@ class _Builder:
             a = self.ew(f"{blk}.mlp.act", f"{act}_mul", gate, up, block=blk, ops=2)
         else:
             a = self.ew(f"{blk}.mlp.act", act, self.linear(f"{blk}.mlp.up", x, inter, bias, blk), block=blk)
-        return self.linear(f"{blk}.mlp.down", a, cfg.hidden_size, bias, blk)
+        y = self.linear(f"{blk}.mlp.down", a, cfg.hidden_size, bias, blk)
+        if self.par.tensor > 1:
+            y = self.collective(f"{blk}.mlp.allreduce", "all_reduce", y, blk)
+        return y
 
     def layer(self, i: int, x: TensorSpec, batch: int, positions: int, span: int,
               load: ExpertLoad | None) -> tuple[TensorSpec, list[int] | None]:
@@ -157,7 +176,10 @@ class _Builder:
         if cfg.is_moe:
             m, counts = moe_block(self.g, cfg, m_in, load=load, layer=i, block=blk, phase=self.phase,
                                   act=cfg.hidden_act,
-                                  linear=lambda n, t, out, bias: self.linear(n, t, out, bias, blk))
+                                  linear=lambda n, t, out, bias: self.linear(n, t, out, bias, blk),
+                                  expert_parallel=self.par.expert, collective=self.collective)
+            if self.par.tensor > 1:  # tensor-parallel experts: sum the partial outputs
+                m = self.collective(f"{blk}.moe.allreduce", "all_reduce", m, blk)
         else:
             m = self.mlp(m_in, blk)
         x = self.ew(f"{blk}.add2", "add", x, m, block=blk)
@@ -175,10 +197,15 @@ class _Builder:
             x = self.view("last_token", x, (batch, h), blk)
         x = self.norm("norm", x, blk)
         if not cfg.tie_word_embeddings:
-            return self.linear("lm_head", x, cfg.vocab_size, False, blk)
-        table = g.tensor("embed_tokens.weight")  # tied: read the embedding table as (K, N)
-        return self.matmul("lm_head", x, table, batch=1, M=x.numel // h, K=h, N=cfg.vocab_size,
-                           out_shape=(*x.shape[:-1], cfg.vocab_size), block=blk)
+            y = self.linear("lm_head", x, self.vocab, False, blk)
+        else:
+            table = g.tensor("embed_tokens.weight")  # tied: read the embedding table as (K, N)
+            y = self.matmul("lm_head", x, table, batch=1, M=x.numel // h, K=h, N=self.vocab,
+                            out_shape=(*x.shape[:-1], self.vocab), block=blk)
+        if self.par.tensor > 1:  # vocabulary-parallel head: gather the logits
+            y = self.collective("lm_head.allgather", "all_gather", y, blk,
+                                out_shape=(*y.shape[:-1], cfg.vocab_size))
+        return y
 
 
 def _check_options(cfg: LLMConfig, batch: Any, sequence: Any, context: Any, phase: Any,
@@ -230,30 +257,67 @@ def _check_options(cfg: LLMConfig, batch: Any, sequence: Any, context: Any, phas
 
 def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: int | None = None,
               phase: str = "prefill", precision: PrecisionPolicy | None = None,
-              expert_load: dict | ExpertLoad | None = None) -> OpGraph:
+              expert_load: dict | ExpertLoad | None = None,
+              parallelism: Parallelism | dict | None = None) -> OpGraph:
     """One forward pass of ``cfg`` (see the module docstring). ``sequence``: prompt tokens per
     sequence (prefill); ``context``: tokens already in the KV cache (decode; default:
-    ``sequence``); ``expert_load``: MoE routing (``{"distribution": "uniform"}`` by default)."""
+    ``sequence``); ``expert_load``: MoE routing (``{"distribution": "uniform"}`` by default);
+    ``parallelism``: how the model is split across devices (``workloads.llm_parallel``): the
+    graph is what one device runs (several devices' ops for pipeline and expert parallelism,
+    marked with ``Op.device``), with the collectives between them."""
     context, load = _check_options(cfg, batch, sequence, context, phase, precision, expert_load)
+    par = parallelism if isinstance(parallelism, Parallelism) else Parallelism(**(parallelism or {}))
+    par.check(cfg, batch)
     decode = phase == "decode"
     positions = 1 if decode else sequence
     span = cfg.attention_span(context + 1) if decode else sequence
+    local = cfg
+    if par.tensor > 1:
+        heads, kv_heads = par.local_heads(cfg)
+        local = dataclasses.replace(cfg, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                                    intermediate_size=cfg.intermediate_size // par.tensor)
+    # sequences one device (or one microbatch) processes
+    local_batch = batch // par.microbatches // (par.expert if par.expert > 1 else 1)
     g = OpGraph(f"{cfg.name}-{phase}", precision or DEFAULT_PRECISION,
                 meta={"model": cfg.name, "family": cfg.family, "phase": phase, "batch": batch,
                       "sequence": None if decode else sequence, "context": context,
                       "tokens": batch * positions, "attention_span": span,
-                      "param_counts": llm_param_counts(cfg)})
-    b = _Builder(g, cfg, phase)
-    x = b.embed(batch, positions)
+                      "param_counts": llm_param_counts(cfg),
+                      "parallelism": dataclasses.asdict(par), "microbatch": local_batch})
+    b = _Builder(g, local, phase, par, vocab=cfg.vocab_size // par.tensor)
+    x = b.embed(local_batch, positions)
     expert_tokens = []
+    stage = 0
     for i in range(cfg.num_hidden_layers):
-        x, counts = b.layer(i, x, batch, positions, span, load)
+        s = par.stage_of(i, cfg.num_hidden_layers)
+        if s != stage:  # hand the activations to the next pipeline stage
+            x = b.collective(f"layers.{i}.send", "send", x, f"layers.{i}", group=2)
+            stage = s
+        x, counts = b.layer(i, x, local_batch, positions, span, load)
         if counts is not None:
             expert_tokens.append(counts)
-    b.head(x, batch)
+    b.head(x, local_batch)
+    if par.pipeline > 1:
+        _assign_stages(g, par, cfg.num_hidden_layers)
     if cfg.is_moe:
         g.meta.update(expert_load=load.to_dict(), expert_tokens=expert_tokens)
     return g
+
+
+def _assign_stages(g: OpGraph, par: Parallelism, layers: int) -> None:
+    """Pipeline stages: layer i on device i * pipeline // layers; the head on the last stage; a
+    send on the stage that sends."""
+    for op in g.ops():
+        blk = op.block or ""
+        if blk.startswith("layers."):
+            i = int(blk.split(".")[1])
+            stage = par.stage_of(i, layers) - (1 if op.name.endswith(".send") else 0)
+        elif blk in ("head", "pooler"):
+            stage = par.pipeline - 1
+        else:
+            stage = 0
+        if stage:
+            g.set_device(op.name, stage)
 
 
 def build_llm_from_file(path: str, **options: Any) -> OpGraph:
@@ -284,17 +348,18 @@ def _register(name: str) -> None:
               "source": f"workloads/configs/{name}.json: {cfg.source}"}
     if cfg.is_encoder:
         def encoder(*, batch: int = 1, sequence: int = 512, phase: str = "prefill",
-                    precision: PrecisionPolicy | None = None) -> OpGraph:
-            return build_llm(cfg, batch=batch, sequence=sequence, phase=phase, precision=precision)
+                    precision: PrecisionPolicy | None = None, parallelism: dict | None = None) -> OpGraph:
+            return build_llm(cfg, batch=batch, sequence=sequence, phase=phase, precision=precision,
+                             parallelism=parallelism)
 
         register_model(name, **kwargs)(encoder)
         return
 
     def decoder(*, batch: int = 1, sequence: int = 512, context: int | None = None,
                 phase: str = "prefill", precision: PrecisionPolicy | None = None,
-                expert_load: dict | None = None) -> OpGraph:
+                expert_load: dict | None = None, parallelism: dict | None = None) -> OpGraph:
         return build_llm(cfg, batch=batch, sequence=sequence, context=context, phase=phase,
-                         precision=precision, expert_load=expert_load)
+                         precision=precision, expert_load=expert_load, parallelism=parallelism)
 
     register_model(name, **kwargs)(decoder)
 

@@ -179,7 +179,8 @@ class MoECombine(Elementwise):
 
 
 def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, block: str,
-              phase: str, act: str, linear) -> tuple[TensorSpec, list[int]]:
+              phase: str, act: str, linear, expert_parallel: int = 1,
+              collective=None) -> tuple[TensorSpec, list[int]]:
     """Router, top-k, the experts that receive rows, combine. Returns (output, rows per expert).
 
     ``x`` is the normed hidden state (..., hidden); ``linear(name, x, out, bias)`` adds a Linear.
@@ -192,18 +193,38 @@ def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, b
     pre = f"{block}.moe"
     logits = linear(f"{pre}.router", x, experts, False)
     weights = g.topk(f"{pre}.topk", logits, k, block=block, phase=phase)
-    counts = load.tokens_per_expert(tokens, experts, k, layer)
-    outs = []
+    ep = expert_parallel
+    # with expert parallelism every device of the group routes its own tokens: the experts
+    # receive the rows of tokens * ep tokens, and the rows travel in an all-to-all
+    counts = load.tokens_per_expert(tokens * ep, experts, k, layer)
+    row_bytes = h * x.element_bytes
+    source = x
+    if ep > 1:
+        sent = round(tokens * k * (ep - 1) / ep * row_bytes)  # rows leaving each device
+        source = collective(f"{pre}.dispatch", "all_to_all", x, block, out_shape=(tokens * ep * k, h),
+                            group=ep, per_device_bytes=(sent,) * ep)
+    outs, owner = [], []
     for e, rows in enumerate(counts):
         if rows == 0:
             continue
         name = f"{pre}.expert{e}"
-        xe = g.add(Reshape(name=f"{name}.dispatch", inputs=(x,), block=block, phase=phase,
+        xe = g.add(Reshape(name=f"{name}.dispatch", inputs=(source,), block=block, phase=phase,
                            output=TensorSpec(f"{name}.dispatch.out", (rows, h), g.precision.activations)))
         gate = linear(f"{name}.gate", xe, cfg.intermediate_size, cfg.mlp_bias)
         up = linear(f"{name}.up", xe, cfg.intermediate_size, cfg.mlp_bias)
         a = g.elementwise(f"{name}.act", f"{act}_mul", gate, up, ops_per_element=2, block=block, phase=phase)
         outs.append(linear(f"{name}.down", a, h, cfg.mlp_bias))
+        owner.append(e % ep)
+        if ep > 1 and e % ep:
+            for part in ("dispatch", "gate", "up", "act", "down"):
+                g.set_device(f"{name}.{part}", e % ep)
+    if ep > 1:  # each device sends back what its experts produced for other devices' tokens
+        back = [0] * ep
+        for rows_out, d in zip(outs, owner):
+            back[d] += round(rows_out.numel // h * (ep - 1) / ep * row_bytes)
+        returned = collective(f"{pre}.return", "all_to_all", outs[0], block, out_shape=(tokens * k, h),
+                              group=ep, per_device_bytes=tuple(back), inputs=tuple(outs[1:]))
+        outs = [returned]
     y = g.add(MoECombine(name=f"{pre}.combine", inputs=(weights, *outs), function="weighted_sum",
                          ops_per_element=2, block=block, phase=phase,
                          output=TensorSpec(f"{pre}.combine.out", x.shape, g.precision.activations)))

@@ -17,7 +17,7 @@ from typing import ClassVar
 from workloads.precision import storage_bytes
 
 __all__ = ["TensorSpec", "GemmShape", "Op", "Conv2D", "MatMul", "Linear", "Pool", "Elementwise",
-           "Softmax", "Norm", "Reshape", "Embedding", "TopK", "OP_KINDS"]
+           "Softmax", "Norm", "Reshape", "Embedding", "TopK", "Collective", "COLLECTIVES", "OP_KINDS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class Op:
     weights: tuple[TensorSpec, ...] = ()
     phase: str | None = None  # prefill | decode | None
     block: str | None = None  # grouping label, e.g. "layer3.1" or "decoder.4"
+    device: int = 0  # which device of a multi-device system runs it (pipeline/expert parallelism)
 
     kind: ClassVar[str] = "op"
     is_matrix: ClassVar[bool] = False
@@ -444,6 +445,40 @@ class TopK(Op):
         return self.rows * (self.n * self.k + SOFTMAX_OPS_PER_ELEMENT * self.k)
 
 
+COLLECTIVES = ("all_reduce", "all_gather", "all_to_all", "send")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Collective(Op):
+    """Communication between the devices in ``group``: all-reduce, all-gather, all-to-all, or a
+    point-to-point send (pipeline stages). ``inputs[0]`` is this device's payload; the output has
+    the collective's result shape. Timed on the links (``mappers`` lowers it to link transfers)."""
+
+    collective: str
+    group: tuple[int, ...]  # devices taking part
+    dst: int | None = None  # send: the receiving device
+    per_device_bytes: tuple[int, ...] = ()  # all-to-all: what each device of the group sends
+    kind: ClassVar[str] = "collective"
+
+    def loop_dims(self) -> dict[str, int]:
+        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
+
+    def operand_dims(self) -> dict[str, tuple[str, ...]]:
+        dims = tuple(self.loop_dims())
+        return {self.inputs[0].name: dims, self.output.name: dims}
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes this device contributes."""
+        return self.inputs[0].nbytes
+
+    @property
+    def vector_ops(self) -> int:
+        # an all-reduce adds the (n - 1) partial sums it receives to its own, element by element
+        n = len(self.group)
+        return self.inputs[0].numel * (n - 1) // n if self.collective == "all_reduce" else 0
+
+
 OP_KINDS: dict[str, type[Op]] = {c.kind: c for c in
                                  (Conv2D, MatMul, Linear, Pool, Elementwise, Softmax, Norm, Reshape,
-                                  Embedding, TopK)}
+                                  Embedding, TopK, Collective)}

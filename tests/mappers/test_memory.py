@@ -127,3 +127,27 @@ def test_unknown_tier_in_placement_override():
     with pytest.raises(ConfigError, match="not an off-chip tier"):
         simulate(build_model("resnet18"), small_array(), engine="analytical",
                  mapper=MapperOptions(tensor_placement={"weights": "hbm"}))
+
+
+def test_fused_attention_keeps_scores_on_chip(tmp_path):
+    import json
+
+    from simulator.experiment import parse_experiment
+    from simulator.run import run_experiment
+
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 256, "num_attention_heads": 8,
+                               "num_key_value_heads": 8, "intermediate_size": 512,
+                               "num_hidden_layers": 2, "vocab_size": 1000}))
+    base = ("name: t\narchitecture:\n  preset: scalesim_32x32\n  overrides: {pe.precision: fp16, "
+            "memory.dram.size: 1 GiB}\nworkload:\n  config: %s\n  phase: prefill\n  sequence: 1024\n"
+            "engine: analytical\nmapper: {attention: %s}\n")
+    unfused = run_experiment(parse_experiment(base % (cfg, "unfused"), "e.yaml")).metrics()
+    fused = run_experiment(parse_experiment(base % (cfg, "fused"), "e.yaml")).metrics()
+    # scores: batch 1 x 8 heads x 1024 x 1024 fp16 = 16 MiB per layer, twice (scores and
+    # probabilities), 2 layers: exactly what fusion keeps on chip (written once, read once)
+    scores = 2 * 2 * 8 * 1024 * 1024 * 2
+    saved_w = unfused["noncompulsory_dram_write_bytes"] - fused["noncompulsory_dram_write_bytes"]
+    saved_r = unfused["noncompulsory_dram_read_bytes"] - fused["noncompulsory_dram_read_bytes"]
+    assert saved_w == scores and saved_r == scores
+    assert fused["cycles"] < unfused["cycles"]

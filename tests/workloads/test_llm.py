@@ -356,9 +356,10 @@ def test_shipped_configs_are_registered():
         assert entry.family == ("encoder" if name == "bert-base" else "llm")
         assert entry.source.startswith(f"workloads/configs/{name}.json: ") and entry.description
     assert MODELS["llama-2-7b"].options == {"batch": 1, "sequence": 512, "context": None,
-                                            "phase": "prefill", "precision": None, "expert_load": None}
+                                            "phase": "prefill", "precision": None, "expert_load": None,
+                                            "parallelism": None}
     assert MODELS["bert-base"].options == {"batch": 1, "sequence": 512, "phase": "prefill",
-                                           "precision": None}
+                                           "precision": None, "parallelism": None}
 
 
 def test_decode_context_defaults_to_sequence():

@@ -1,0 +1,271 @@
+"""Where design points run: in this process, in local worker processes, or on a Dask cluster.
+
+Contract: ``backend.map(fn, ctx, tasks)`` calls ``fn(ctx, task)`` for every task and yields the
+rows as they finish (in completion order). ``fn`` must be a module-level function (it is sent to
+other processes by name) that returns a row and does not raise for a bad point
+(``simulator.dse.evaluate.evaluate``). Whatever the backend, a task's row is the same: the
+backends only change where and when it runs.
+
+Worker death: with processes, when a worker dies (the pool breaks) the points that were in
+flight are run again one at a time in a fresh pool; a point that kills its worker while running
+alone is yielded with ``status: "lost"``. Dask retries a task whose worker died (up to its
+``distributed.scheduler.allowed-failures``) and then reports it lost. ``--resume`` runs lost
+points again.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+from urllib.parse import urlparse
+
+from simulator.dse.evaluate import EvalContext, Task, evaluate_in_worker
+from simulator.dse.extras import require
+from workloads.errors import ConfigError, Problem
+
+__all__ = ["Backend", "InlineBackend", "ProcessBackend", "DaskBackend", "make_backend", "lost_row",
+           "CONNECT_TIMEOUT_S"]
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+def lost_row(task: Task, reason: str) -> dict[str, Any]:
+    index, pid, values = task
+    return {"point": index, "point_id": pid, "params": dict(values), "status": "lost",
+            "error": reason, "metrics": {}, "wall_s": 0.0}
+
+
+class Backend:
+    """Base: a context manager with ``map``; ``workers`` is how many points run at once."""
+
+    name = "?"
+    workers = 1
+
+    def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def warm_up(self) -> None:
+        """Start the workers before timing anything (no-op where there is nothing to start)."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.workers} worker{'s' if self.workers != 1 else ''})"
+
+
+class InlineBackend(Backend):
+    """Points run one after another in this process (no start-up cost; for small runs and tests)."""
+
+    name = "inline"
+    workers = 1
+
+    def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
+        for task in tasks:
+            try:
+                yield fn(ctx, task)
+            except Exception as exc:  # noqa: BLE001 - fn broke its contract; keep going
+                yield lost_row(task, f"{type(exc).__name__}: {exc}")
+
+
+class ProcessBackend(Backend):
+    """A pool of ``workers`` local processes started with ``spawn`` (safe with numba and threads).
+
+    The pool starts on the first ``map`` and is kept for later calls (a search maps one batch
+    at a time) until ``close``; a pool broken by a dying worker is replaced."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure_pool(self, fresh: bool = False) -> ProcessPoolExecutor:
+        if fresh:
+            self._shutdown()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def warm_up(self) -> None:
+        """Start the workers now (they import the simulator), so that timing excludes it."""
+        pool = self._ensure_pool()
+        for f in [pool.submit(_ready) for _ in range(self.workers)]:
+            f.result()
+
+    def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
+        pending = deque(tasks)
+        suspects: deque[Task] = deque()  # in flight when a worker died: rerun one at a time
+        inflight: dict = {}  # future -> (task, isolated)
+        limit = 2 * self.workers
+        pool = self._ensure_pool()
+        try:
+            while pending or suspects or inflight:
+                if suspects:
+                    if not inflight:
+                        task = suspects.popleft()
+                        inflight[pool.submit(evaluate_in_worker, fn, ctx, task)] = (task, True)
+                else:
+                    while pending and len(inflight) < limit:
+                        task = pending.popleft()
+                        inflight[pool.submit(evaluate_in_worker, fn, ctx, task)] = (task, False)
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                broken = False
+                for fut in done:
+                    task, isolated = inflight.pop(fut)
+                    row, died = self._outcome(fut, task, isolated)
+                    broken |= died
+                    if row is not None:
+                        yield row
+                    elif died:
+                        suspects.append(task)
+                if broken:
+                    for fut, (task, isolated) in list(inflight.items()):
+                        row = self._outcome(fut, task, isolated)[0] if fut.done() else None
+                        if row is not None:
+                            yield row
+                        else:
+                            suspects.append(task)
+                    inflight.clear()
+                    pool = self._ensure_pool(fresh=True)
+        finally:
+            for fut in inflight:  # the caller stopped early (an error, Ctrl-C): drop queued points
+                fut.cancel()
+
+    @staticmethod
+    def _outcome(fut, task: Task, isolated: bool) -> tuple[dict | None, bool]:
+        """(row or None to retry, whether the pool broke)."""
+        try:
+            return fut.result(), False
+        except BrokenProcessPool:
+            if isolated:
+                return lost_row(task, "the worker process died while running this point alone "
+                                "(killed, out of memory or crashed); --resume runs it again"), True
+            return None, True
+        except Exception as exc:  # noqa: BLE001 - e.g. a row that cannot be pickled
+            return lost_row(task, f"{type(exc).__name__}: {exc}"), False
+
+    def close(self) -> None:
+        self._shutdown()
+
+
+def _ready() -> bool:
+    import simulator.dse.evaluate  # noqa: F401
+    import simulator.run  # noqa: F401
+
+    return True
+
+
+def _scheduler_address(address: str) -> tuple[str, str, int]:
+    full = address if "://" in address else f"tcp://{address}"
+    u = urlparse(full)
+    if u.scheme not in ("tcp", "tls") or not u.hostname:
+        raise ConfigError(Problem(None, "--cluster", f"'{address}' is not a Dask scheduler address; "
+                                  "expected tcp://HOST:PORT (or 'local' to start a local cluster)"))
+    return full, u.hostname, u.port or 8786
+
+
+class DaskBackend(Backend):
+    """Points run as Dask tasks: on ``LocalCluster`` (``address="local"``) or an existing scheduler."""
+
+    name = "dask"
+
+    def __init__(self, address: str = "local", workers: int | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S):
+        distributed = require("distributed", "--cluster")
+        self._cluster = None
+        self.address = address
+        if address == "local":
+            n = max(1, int(workers or os.cpu_count() or 1))
+            self._cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR)
+            self.client = distributed.Client(self._cluster)
+        else:
+            full, host, port = _scheduler_address(address)
+            try:
+                socket.create_connection((host, port), timeout=connect_timeout_s).close()
+            except OSError as exc:
+                raise ConfigError(Problem(None, "--cluster", f"cannot reach the Dask scheduler at "
+                                          f"{full} within {connect_timeout_s:g} s ({exc}); start one "
+                                          "with 'dask scheduler' and workers with 'dask worker "
+                                          f"{full}', or use --cluster local")) from None
+            try:
+                self.client = distributed.Client(full, timeout=f"{max(connect_timeout_s, 5):g}s")
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(Problem(None, "--cluster", f"connected to {full} but it did not "
+                                          f"answer as a Dask scheduler ({exc})")) from None
+        self.workers = max(1, sum(self.client.nthreads().values()))
+
+    def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
+        distributed = require("distributed", "--cluster")
+        pending = deque(tasks)
+        # The context travels with each task (a few kB) rather than scattered once: data
+        # scattered to a worker that dies is lost for good, and every task needing it with it.
+        futures: dict = {}
+        queue = distributed.as_completed()
+        limit = 4 * self.workers
+
+        def submit() -> None:
+            while pending and len(futures) < limit:
+                task = pending.popleft()
+                fut = self.client.submit(fn, ctx, task, pure=False)
+                futures[fut] = task
+                queue.add(fut)
+
+        submit()
+        try:
+            for fut in queue:
+                task = futures.pop(fut)
+                try:
+                    row = fut.result()
+                except Exception as exc:  # noqa: BLE001 - KilledWorker and friends
+                    row = lost_row(task, f"{type(exc).__name__}: {exc}; --resume runs it again")
+                fut.release()
+                yield row
+                submit()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def warm_up(self) -> None:
+        self.client.run(_ready)
+
+    def describe(self) -> str:
+        where = "local cluster" if self._cluster is not None else self.address
+        return f"dask {where} ({self.workers} worker{'s' if self.workers != 1 else ''})"
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def make_backend(workers: int | None = None, cluster: str | None = None) -> Backend:
+    """``--cluster`` (Dask), else ``--workers`` local processes; ``workers=0`` runs inline."""
+    if cluster:
+        return DaskBackend(cluster, workers)
+    if workers == 0:
+        return InlineBackend()
+    return ProcessBackend(workers)

@@ -24,11 +24,30 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class LoopNest:
+    """The fold loops' order and blocking (a mapping choice; see ``mappers.traffic``).
+
+    ``order``: ``cols_outer`` (SCALE-Sim's: column folds outer, row folds inner) or
+    ``rows_outer``. ``block``: how many outer folds run as one block: the operand that depends
+    only on the outer fold index is held for the whole block (all of it must fit in half its
+    buffer), and the operand that depends only on the inner index is fetched once per block
+    instead of once per outer fold.
+    """
+
+    order: str = "cols_outer"
+    block: int = 1
+
+
+DEFAULT_NEST = LoopNest()
+
+
+@dataclass(frozen=True)
 class Tiling:
-    """How a matrix operator folds onto the array, and why this dataflow was chosen."""
+    """How a matrix operator folds onto the array, and why this mapping was chosen."""
 
     plan: FoldPlan
-    chosen_by: str  # "architecture" | "mapper option" | "auto: ..." (the comparison made)
+    chosen_by: str  # "architecture" | "mapper option" | "auto: ..." | "search: ..." (what was compared)
+    nest: LoopNest = DEFAULT_NEST  # the fold loops' order and blocking
 
     @property
     def dataflow(self) -> str:
@@ -90,6 +109,7 @@ class OpPlan:
     vector_ops: int = 0
     gemm: tuple[int, int, int, int] | None = None
     fused: tuple[str, ...] = ()
+    overhead_cycles: int = 0  # part of compute_cycles that nothing overlaps (a kernel launch)
 
     @property
     def tiles(self) -> int:

@@ -20,8 +20,17 @@ from workloads.errors import ConfigError, Problem, did_you_mean
 from workloads.graph import OpGraph
 from workloads.schema import Schema
 
-__all__ = ["MapperOptions", "MapperPass", "PASSES", "mapper_pass", "Pipeline", "DEFAULT_PASSES",
+__all__ = ["MapperOptions", "MappingSearch", "MapperPass", "PASSES", "mapper_pass", "Pipeline", "DEFAULT_PASSES",
            "PassError"]
+
+
+class MappingSearch(Schema):
+    """Per-layer search over dataflow, fold loop order and blocking (the ``mapper.search`` section)."""
+
+    budget: int = Field(64, gt=0, description="candidates evaluated per distinct layer shape")
+    time_budget_s: float = Field(30.0, gt=0, description="wall-clock budget for the whole pass; "
+                                 "layers after it keep the default mapping")
+    seed: int = Field(0, description="sampling seed when a layer has more candidates than the budget")
 
 
 class MapperOptions(Schema):
@@ -41,6 +50,9 @@ class MapperOptions(Schema):
     tensor_placement: dict[Literal["weights", "kv_cache", "activations"], str] = Field(
         default_factory=dict, description="off-chip tier per tensor class (e.g. {weights: ddr}); "
         "unset classes go to the fastest tier with room")
+    search: MappingSearch | None = Field(
+        None, description="search each layer's mapping (dataflow unless fixed, loop order, "
+        "blocking) under a budget; results are cached by layer shape")
     attention: Literal["unfused", "fused"] = Field(
         "unfused", description="unfused: QK^T, softmax and AV are separate kernels whose scores go "
         "through memory; fused: FlashAttention-style, reading Q, K, V once and keeping the scores "
@@ -86,6 +98,7 @@ DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "place_tensors", "allocate",
 
 def _load_builtin() -> None:
     from mappers import memory, passes, plan  # noqa: F401
+    from mappers import gpu_plan  # noqa: F401  (the gpu template's planner and resources)
 
 
 class Pipeline:

@@ -25,11 +25,13 @@ from architectures.systolic import DATAFLOWS, FoldPlan, SystolicArray
 from mappers.annotations import LinkPlan, OpPlan, Placement, Tiling, Traffic
 from mappers.memory import Residency, TensorHomes
 from mappers.pipeline import MapperOptions, PassError, mapper_pass
-from mappers.traffic import OPERANDS, systolic_traffic, vector_traffic
+from mappers.annotations import DEFAULT_NEST, LoopNest
+from mappers.traffic import DEPENDS, OPERANDS, InvalidMapping, systolic_traffic, vector_traffic
 from workloads.graph import OpGraph
 from workloads.ops import Collective, MatMul, Op
 
-__all__ = ["PLANNERS", "planner", "plan", "fold_streams", "spread", "coalesce", "estimate_cycles"]
+__all__ = ["PLANNERS", "planner", "plan", "fold_streams", "spread", "coalesce", "estimate_cycles",
+           "search_mapping", "mapping_candidates"]
 
 PLANNERS: dict[str, Callable[..., OpPlan]] = {}
 
@@ -128,43 +130,134 @@ def estimate_cycles(plan: FoldPlan, traffic: Traffic, arch: SystolicArray) -> in
     return max(plan.compute_cycles, 0 if math.isinf(bpc) else math.ceil(dram / bpc))
 
 
-def fold_streams(op: Op, plan: FoldPlan, traffic: Traffic) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per operand, per-fold off-chip (read, write) bytes in fold order (group, col fold, row fold)."""
+def fold_streams(op: Op, plan: FoldPlan, traffic: Traffic,
+                 nest: LoopNest = DEFAULT_NEST) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per operand, per-fold off-chip (read, write) bytes in execution order.
+
+    Execution order: per group, outer blocks of ``nest.block`` outer folds; within a block, the
+    inner folds; within those, the block's outer folds. An operand that depends on both fold
+    indices is loaded every fold; one that depends on the inner index only (swept) is loaded at
+    the first outer fold of each block (only in the first block if it stays on chip); one that
+    depends on the outer index only (stationary) is loaded at the first inner fold of its block
+    (every fold if it does not fit). Outputs: os writes every fold; ws/is write a column's
+    results after its last row fold, or, when partial sums spill, write every fold and read back
+    every fold but the first.
+    """
     g = plan.gemm
     R, C = plan.rows, plan.cols
     I, O = plan.row_folds, plan.col_folds
-    used_r = np.minimum(R, plan.Sr - np.arange(I) * R).astype(np.float64)
-    used_c = np.minimum(C, plan.Sc - np.arange(O) * C).astype(np.float64)
-    first_o = (np.arange(O) == 0).astype(np.float64)[:, None]
-    first_i = (np.arange(I) == 0).astype(np.float64)[None, :]
-    last_i = (np.arange(I) == I - 1).astype(np.float64)[None, :]
-    every = np.ones((O, I))
-    rr, cc = used_r[None, :], used_c[:, None]
+    used = {"A": np.minimum(R, plan.Sr - np.arange(I) * R).astype(np.float64),
+            "B": np.minimum(C, plan.Sc - np.arange(O) * C).astype(np.float64)}
+    inner, outer = ("A", "B") if nest.order == "cols_outer" else ("B", "A")
+    n = {"A": I, "B": O}
+    b = max(1, min(nest.block, n[outer]))
+    # execution order of one group's folds: (block, inner index, outer index within the block)
+    blk_start = np.arange(0, n[outer], b)
+    sizes = np.minimum(b, n[outer] - blk_start)
+    y = np.concatenate([np.tile(np.arange(s0, s0 + sz), n[inner]) for s0, sz in zip(blk_start, sizes)])
+    x = np.concatenate([np.repeat(np.arange(n[inner]), sz) for sz in sizes])
+    first_block = np.concatenate([np.full(n[inner] * sz, k == 0) for k, sz in enumerate(sizes)])
+    block_first_y = np.concatenate([np.tile(np.arange(s0, s0 + sz) == s0, n[inner])
+                                    for s0, sz in zip(blk_start, sizes)])
+    idx = {outer: y, inner: x}
+    a, bb = idx["A"], idx["B"]
+    size_a, size_b = used["A"][a], used["B"][bb]
     loads = traffic.dram_loads
-    spill = loads.get("ofmap", 1) > 1
-    zero = np.zeros((O, I))
-    if plan.dataflow == "os":  # rows: M, cols: N
-        w_i = (every if loads["ifmap"] > 1 else first_o) * rr
-        w_f = (every if loads["filter"] > 1 else first_i) * cc
-        w_out, w_back = rr * cc, zero
-    elif plan.dataflow == "ws":  # rows: K, cols: N
-        w_i = (every if loads["ifmap"] > 1 else first_o) * rr
-        w_f = rr * cc
-        w_out = (every if spill else last_i) * cc
-        w_back = (1 - first_i) * cc if spill else zero
-    else:  # is: rows: K, cols: M
-        w_i = rr * cc
-        w_f = (every if loads["filter"] > 1 else first_o) * rr
-        w_out = (every if spill else last_i) * cc
-        w_back = (1 - first_i) * cc if spill else zero
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    zero = np.zeros(len(a))
+    for operand, dep in DEPENDS[plan.dataflow].items():
+        if operand == "ofmap":
+            if dep == "AB":
+                rd, wr = zero, size_a * size_b
+            elif loads.get("ofmap", 1) > 1:  # partial sums spill: out and back every fold
+                wr, rd = size_b, size_b * (a > 0)
+            else:
+                rd, wr = zero, size_b * (a == I - 1)
+        elif dep == "AB":
+            rd, wr = size_a * size_b, zero
+        elif dep == inner:
+            mask = block_first_y & (first_block if loads[operand] == 1 else True)
+            rd, wr = (size_a if dep == "A" else size_b) * mask, zero
+        else:  # stationary
+            mask = (x == 0) if loads[operand] == 1 else np.ones(len(x), dtype=bool)
+            rd, wr = (size_a if dep == "A" else size_b) * mask, zero
+        out[operand] = (rd, wr)
 
     def stream(w: np.ndarray, total: int) -> np.ndarray:
-        return spread(np.tile(w.ravel(), g.groups), total)
+        return spread(np.tile(np.asarray(w, dtype=np.float64), g.groups), total)
 
-    none = np.zeros(plan.folds, dtype=np.int64)
-    return {"ifmap": (stream(w_i, traffic.dram_read["ifmap"]), none),
-            "filter": (stream(w_f, traffic.dram_read["filter"]), none),
-            "ofmap": (stream(w_back, traffic.dram_read["ofmap"]), stream(w_out, traffic.dram_write["ofmap"]))}
+    return {o: (stream(rd, traffic.dram_read[o]), stream(wr, traffic.dram_write[o] if o == "ofmap" else 0))
+            for o, (rd, wr) in out.items()}
+
+
+# ---- mapping search -----------------------------------------------------------------------
+
+def _within_budget(ctx: dict, options: MapperOptions) -> bool:
+    import time
+
+    start = ctx.setdefault("search_started", time.perf_counter())
+    if time.perf_counter() - start > options.search.time_budget_s:
+        ctx["search_out_of_time"] = ctx.get("search_out_of_time", 0) + 1
+        return False
+    return True
+
+
+def mapping_candidates(plan_of, wanted: str) -> list[tuple[str, LoopNest]]:
+    """Every (dataflow, loop nest) to try: dataflows (one if fixed), both loop orders, and power-
+    of-two blocks up to the outer fold count."""
+    out = []
+    for df in (DATAFLOWS if wanted == "auto" else (wanted,)):
+        fp = plan_of(df)
+        for order in ("cols_outer", "rows_outer"):
+            outer = fp.col_folds if order == "cols_outer" else fp.row_folds
+            block = 1
+            while block <= max(1, outer):
+                out.append((df, LoopNest(order, block)))
+                block *= 2
+    return out
+
+
+def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, write_out,
+                   wanted: str) -> tuple[Tiling, Traffic]:
+    """Evaluate candidates (sampled to the budget with the seed), reject invalid ones with their
+    reason, and keep the fastest (then the one moving the fewest off-chip bytes)."""
+    import random
+
+    gemm = op.gemm()
+    plans = {}
+
+    def plan_of(df: str) -> FoldPlan:
+        if df not in plans:
+            plans[df] = arch.fold(gemm, df)
+        return plans[df]
+
+    default = (wanted if wanted != "auto" else arch.dataflow, DEFAULT_NEST)
+    cands = mapping_candidates(plan_of, wanted)
+    if len(cands) > options.search.budget:
+        rng = random.Random(options.search.seed)
+        rest = [c for c in cands if c != default]
+        cands = [default] + rng.sample(rest, options.search.budget - 1)
+    best, rejected = None, []
+    default_cost = None
+    for df, nest in cands:
+        fp = plan_of(df)
+        try:
+            t = systolic_traffic(op, fp, arch, onchip, write_out, nest)
+        except InvalidMapping as exc:
+            rejected.append(f"{df}/{nest.order}/block {nest.block}: {exc}")
+            continue
+        cost = (estimate_cycles(fp, t, arch), t.dram_read_bytes + t.dram_write_bytes)
+        if (df, nest) == default:
+            default_cost = cost
+        if best is None or cost < best[0]:
+            best = (cost, df, nest, fp, t)
+    cost, df, nest, fp, t = best
+    why = (f"search: {len(cands)} candidates, {len(rejected)} rejected"
+           + (f" (e.g. {rejected[0]})" if rejected else "")
+           + f"; best {df}/{nest.order}/block {nest.block}: {cost[0]} cycles, {cost[1]:,} off-chip B"
+           + (f" (default {default[0]}/{default[1].order}/block 1: {default_cost[0]} cycles, "
+              f"{default_cost[1]:,} B)" if default_cost else ""))
+    return Tiling(fp, why, nest), t
 
 
 # ---- the systolic array's planner ------------------------------------------------------------
@@ -288,7 +381,10 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
     if placement == "array":
         wanted = options.dataflow or arch.dataflow
         gemm = op.gemm()
-        if wanted != "auto":
+        if options.search is not None and _within_budget(ctx, options):
+            tiling, traffic = search_mapping(op, arch, options, onchip, write_out, wanted)
+            fp = tiling.plan
+        elif wanted != "auto":
             fp = arch.fold(gemm, wanted)
             traffic = systolic_traffic(op, fp, arch, onchip, write_out)
             tiling = Tiling(fp, "mapper option" if options.dataflow else "architecture")
@@ -303,7 +399,7 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
             why = "auto: " + ", ".join(f"{s[3].dataflow} {s[0]}" for s in sorted(scored, key=lambda s: s[2])) + " cycles"
             fp, traffic = scored[0][3], scored[0][4]
             tiling = Tiling(fp, why)
-        per_operand = fold_streams(op, fp, traffic)
+        per_operand = fold_streams(op, fp, traffic, tiling.nest)
         cycles = np.full(fp.folds, fp.fold_cycles, dtype=np.int64)
         counts = np.ones(fp.folds, dtype=np.int64)
         compute_total = fp.compute_cycles

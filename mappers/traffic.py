@@ -32,10 +32,11 @@ even when it does not fit; SCALE-Sim's channel-innermost order would re-read it 
 from __future__ import annotations
 
 from architectures.systolic import FoldPlan, SystolicArray
-from mappers.annotations import Traffic
+from mappers.annotations import DEFAULT_NEST, LoopNest, Traffic
 from workloads.ops import Conv2D, MatMul, Op
 
-__all__ = ["systolic_traffic", "vector_traffic", "OPERANDS"]
+__all__ = ["systolic_traffic", "vector_traffic", "OPERANDS", "LoopNest", "DEFAULT_NEST", "DEPENDS",
+           "InvalidMapping"]
 
 OPERANDS = ("ifmap", "filter", "ofmap")
 
@@ -51,42 +52,77 @@ def _operand_bytes(op: Op) -> tuple[float, float, float, int, int, int]:
     return x.element_bytes, w.element_bytes, o.element_bytes, ui, uf, o.nbytes
 
 
+# which fold dimensions (A: row folds, B: column folds) each operand depends on
+DEPENDS = {"os": {"ifmap": "A", "filter": "B", "ofmap": "AB"},
+           "ws": {"ifmap": "A", "filter": "AB", "ofmap": "B"},
+           "is": {"ifmap": "AB", "filter": "A", "ofmap": "B"}}
+
+
+class InvalidMapping(ValueError):
+    """A candidate mapping that cannot run (the reason says why); searches skip it."""
+
+
+def _chunk_bytes(df: str, operand: str, g, R: int, C: int, bi: float, bf: float, bo: float,
+                 ui: float, uf: float, uo: float) -> float:
+    """Bytes of one fold index's slice of an operand that depends on one fold dimension."""
+    G = g.groups
+    if df == "os":
+        return {"ifmap": ui / G * min(R, g.M) / g.M, "filter": g.K * min(C, g.N) * bf}[operand]
+    if df == "ws":
+        return {"ifmap": ui / G * min(R, g.K) / g.K, "ofmap": g.M * min(C, g.N) * bo}[operand]
+    return {"filter": min(R, g.K) * g.N * bf, "ofmap": min(C, g.M) * g.N * bo}[operand]
+
+
 def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray,
-                     onchip: frozenset[str] = frozenset(), write_output: bool = True) -> Traffic:
+                     onchip: frozenset[str] = frozenset(), write_output: bool = True,
+                     nest: LoopNest = DEFAULT_NEST) -> Traffic:
     """SRAM and DRAM bytes per operand for ``op`` folded as ``plan`` (see module docstring).
 
     ``onchip``: input tensors already resident in the on-chip scratchpad (no off-chip reads, also
     when the fold loop re-reads them); ``write_output``: whether the output goes off chip (False:
-    it stays resident for the next layer). Partial-sum spills go off chip either way.
+    it stays resident for the next layer). Partial-sum spills go off chip either way. ``nest``:
+    the fold loops' order and blocking; raises ``InvalidMapping`` when a block does not fit.
     """
     g = plan.gemm
     bi, bf, bo, ui, uf, uo = _operand_bytes(op)
     G = g.groups
-    half_i = arch.memory.ifmap_sram.size_bytes / 2
-    half_f = arch.memory.filter_sram.size_bytes / 2
-    half_o = arch.memory.ofmap_sram.size_bytes / 2
+    half = {"ifmap": arch.memory.ifmap_sram.size_bytes / 2,
+            "filter": arch.memory.filter_sram.size_bytes / 2,
+            "ofmap": arch.memory.ofmap_sram.size_bytes / 2}
+    whole = {"ifmap": ui / G, "filter": uf / G, "ofmap": uo / G}
     df = plan.dataflow
-    C = arch.cols
-
-    loads_i = loads_f = 1
+    inner, outer = ("A", "B") if nest.order == "cols_outer" else ("B", "A")
+    n_dim = {"A": plan.row_folds, "B": plan.col_folds}
+    if nest.block < 1 or nest.block > max(1, n_dim[outer]):
+        raise InvalidMapping(f"block {nest.block} outside 1..{n_dim[outer]} outer folds")
+    loads = {"ifmap": 1, "filter": 1, "ofmap": 1}
     psum_spill = False
-    if df == "os":
-        if ui / G > half_i:
-            loads_i = plan.col_folds
-        if g.K * min(C, g.N) * bf > half_f:
-            loads_f = plan.row_folds
-    elif df == "ws":
-        if ui / G > half_i:
-            loads_i = plan.col_folds
-        psum_spill = plan.k_folds > 1 and g.M * min(C, g.N) * bo > half_o
-    else:  # is
-        if uf / G > half_f:
-            loads_f = plan.col_folds
-        psum_spill = plan.k_folds > 1 and min(C, g.M) * g.N * bo > half_o
+    for operand, dep in DEPENDS[df].items():
+        if operand == "ofmap":
+            if dep == "B" and plan.k_folds > 1:  # partial sums accumulate over the row folds
+                if inner == "A":
+                    chunk = _chunk_bytes(df, operand, g, plan.rows, plan.cols, bi, bf, bo, ui, uf, uo)
+                    psum_spill = chunk * nest.block > half["ofmap"]
+                else:  # row folds outer: every column's partial sums live across the whole loop
+                    psum_spill = whole["ofmap"] > half["ofmap"]
+            continue
+        if dep == inner:  # swept across the outer loop
+            if whole[operand] > half[operand]:
+                loads[operand] = -(-n_dim[outer] // nest.block)
+        elif dep == outer:  # stationary within a block
+            chunk = _chunk_bytes(df, operand, g, plan.rows, plan.cols, bi, bf, bo, ui, uf, uo)
+            if chunk * nest.block > half[operand]:
+                if nest.block > 1:
+                    raise InvalidMapping(
+                        f"{nest.block} {operand} blocks of {chunk:,.0f} B do not fit half the "
+                        f"{operand} buffer ({half[operand]:,.0f} B)")
+                loads[operand] = n_dim[inner]
+    if psum_spill:
+        loads["ofmap"] = plan.k_folds
 
     second = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
-    dram_read = {"ifmap": 0 if op.inputs[0].name in onchip else round(ui * loads_i),
-                 "filter": 0 if second.name in onchip else round(uf * loads_f), "ofmap": 0}
+    dram_read = {"ifmap": 0 if op.inputs[0].name in onchip else round(ui * loads["ifmap"]),
+                 "filter": 0 if second.name in onchip else round(uf * loads["filter"]), "ofmap": 0}
     dram_write = {"ifmap": 0, "filter": 0, "ofmap": uo if write_output else 0}
     if psum_spill:
         dram_write["ofmap"] = uo * plan.k_folds if write_output else uo * (plan.k_folds - 1)
@@ -95,9 +131,7 @@ def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray,
                  "ofmap": round(plan.ofmap_reads * bo)}
     sram_write = {"ifmap": 0, "filter": 0, "ofmap": round(plan.ofmap_writes * bo)}
     return Traffic(sram_read, sram_write, dram_read, dram_write, compulsory_read=ui + uf,
-                   compulsory_write=uo,
-                   dram_loads={"ifmap": loads_i, "filter": loads_f,
-                               "ofmap": plan.k_folds if psum_spill else 1})
+                   compulsory_write=uo, dram_loads=loads)
 
 
 def vector_traffic(op: Op, onchip: frozenset[str] = frozenset(), write_output: bool = True) -> Traffic:

@@ -4,9 +4,10 @@ Contract: every engine takes a ``LoweredProgram`` and returns a ``SimResult`` bu
 ``assemble_result`` from per-layer spans and stall attribution, so results from different
 engines have the same shape and can be compared field by field.
 
-- ``analytical``: per-layer roofline, layers one after another: a layer takes the larger of its
-  compute cycles and, per off-chip channel, its bytes on that channel / the channel's
-  bytes-per-cycle; the difference is a memory stall.
+- ``analytical``: per-layer roofline, layers one after another: a layer takes its fixed overhead
+  (a kernel launch, if the template has one) plus the larger of its remaining compute cycles and,
+  per off-chip channel, its bytes on that channel / the channel's bytes-per-cycle; the
+  difference is a memory stall.
   The fast path, and the cross-check for the event engines.
 - ``numba`` / ``simpy``: the event-driven core and its reference (``simulator.core``,
   ``simulator.reference``).
@@ -150,7 +151,9 @@ class AnalyticalEngine:
                     cyc = transfer_cycles(int(nbytes[info.index, r]), res.bytes_per_cycle)
                     busy[r] += cyc
                     memory = max(memory, cyc)
-            span = max(info.compute_cycles, memory)
+            # a fixed overhead (a kernel launch) precedes the roofline; the rest overlaps memory
+            overhead = min(info.overhead_cycles, info.compute_cycles)
+            span = overhead + max(info.compute_cycles - overhead, memory)
             timing.start[info.index] = t
             timing.end[info.index] = t + span
             timing.busy[info.index] = info.compute_cycles

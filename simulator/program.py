@@ -66,6 +66,7 @@ class LayerInfo:
     gemm: tuple[int, int, int, int] | None  # (M, K, N, groups)
     counters: Mapping[str, float] = field(default_factory=dict)  # bytes per tier/operand, energy
     fused: tuple[str, ...] = ()  # ops applied in this layer's output stage
+    overhead_cycles: int = 0  # part of compute_cycles that nothing overlaps (e.g. a kernel launch)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))

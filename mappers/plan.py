@@ -28,7 +28,7 @@ from mappers.pipeline import MapperOptions, PassError, mapper_pass
 from mappers.annotations import DEFAULT_NEST, LoopNest
 from mappers.traffic import DEPENDS, OPERANDS, InvalidMapping, systolic_traffic, vector_traffic
 from workloads.graph import OpGraph
-from workloads.ops import Collective, MatMul, Op
+from workloads.ops import Collective, Embedding, MatMul, Op
 
 __all__ = ["PLANNERS", "planner", "plan", "fold_streams", "spread", "coalesce", "estimate_cycles",
            "search_mapping", "mapping_candidates"]
@@ -287,7 +287,7 @@ def _counters(op: Op, traffic: Traffic, residency: Residency, homes: TensorHomes
     c["dram_write_bytes"] += spill
     # the COSMA split: compulsory = graph inputs (first reader) and weights read once, graph
     # outputs written once
-    comp_r = sum(t.nbytes for t in op.weights)
+    comp_r = op.gathered_bytes if isinstance(op, Embedding) else sum(t.nbytes for t in op.weights)
     comp_r += sum(t.nbytes for t in op.inputs if t.name in ctx["graph_inputs"]
                   and ctx["first_reader"].get(t.name) == op.name and t.name not in residency.onchip_inputs)
     comp_w = op.output.nbytes if residency.write_output and op.name in ctx["outputs"] else 0

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from architectures.systolic import FoldPlan, SystolicArray
 from mappers.annotations import DEFAULT_NEST, LoopNest, Traffic
-from workloads.ops import Conv2D, MatMul, Op
+from workloads.ops import Conv2D, Embedding, MatMul, Op
 
 __all__ = ["systolic_traffic", "vector_traffic", "OPERANDS", "LoopNest", "DEFAULT_NEST", "DEPENDS",
            "InvalidMapping"]
@@ -136,9 +136,10 @@ def systolic_traffic(op: Op, plan: FoldPlan, arch: SystolicArray,
 
 def vector_traffic(op: Op, onchip: frozenset[str] = frozenset(), write_output: bool = True) -> Traffic:
     """A vector op reads its inputs (and parameters) once and writes its output once; inputs
-    resident on chip and an output kept on chip cost no off-chip traffic."""
+    resident on chip and an output kept on chip cost no off-chip traffic. An embedding lookup
+    reads only the table rows it gathers."""
     inp = sum(t.nbytes for t in op.inputs)
-    par = sum(t.nbytes for t in op.weights)
+    par = op.gathered_bytes if isinstance(op, Embedding) else sum(t.nbytes for t in op.weights)
     out = op.output.nbytes
     reads = {"ifmap": inp, "filter": par, "ofmap": 0}
     writes = {"ifmap": 0, "filter": 0, "ofmap": out}

@@ -133,6 +133,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "simulator.scalesim_cmd": ("scalesim", "run SCALE-Sim inputs (config .cfg + topology .csv) unchanged"),
     "simulator.dse.plot_cmd": ("plot", "draw PNG plots of a results folder (a run, a sweep or a search)"),
+    "simulator.animate_cmd": ("animate", "draw a systolic array computing one GEMM, cycle by cycle (frames, GIF, text)"),
+    "simulator.explain_cmd": ("explain", "per layer: what bounds it, its intensity vs the ridge, its folds, what would help"),
 }
 
 

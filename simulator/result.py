@@ -59,6 +59,12 @@ class LayerResult:
     def energy_pj(self) -> float:
         return float(self.counters.get("energy_pj", 0.0))
 
+    def _repr_html_(self) -> str:
+        """Jupyter: this layer's fields and counters as a table (``simulator.notebook``)."""
+        from simulator.notebook import layer_html
+
+        return layer_html(self)
+
     def row(self) -> dict[str, Any]:
         """One flat row for layers.csv / tables."""
         m, k, n, g = self.gemm or (None, None, None, None)
@@ -206,3 +212,34 @@ class SimResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    # ---- notebooks: a table and figures (simulator.notebook, simulator.plots) ----
+    def _repr_html_(self) -> str:
+        """Jupyter: the key metrics and one row per layer as an HTML table."""
+        from simulator.notebook import result_html
+
+        return result_html(self)
+
+    def plot(self, kind: str = "layers") -> Any:
+        """A matplotlib ``Figure``: ``"layers"`` (compute and stall cycles per layer) or ``"energy"``
+        (energy by component); ``plot_roofline`` draws the roofline."""
+        from simulator import plots
+
+        figures = {"layers": plots.layers_figure, "energy": plots.energy_figure}
+        if kind not in figures:
+            raise ValueError(f"unknown plot '{kind}'; expected one of {', '.join(figures)} (or plot_roofline)")
+        return figures[kind](self)
+
+    def plot_roofline(self, arch: Any = None, *, dram_bytes_per_s: float | None = None) -> Any:
+        """A matplotlib ``Figure``: each matrix layer on the roofline of ``arch`` (its ``roofline()``),
+        or of this result's peak MAC/s and the given ``dram_bytes_per_s``."""
+        from simulator.plots import roofline_figure
+
+        if arch is not None:
+            peak, bandwidth = arch.roofline()
+        elif dram_bytes_per_s is not None:
+            peak, bandwidth = self.peak_macs_per_cycle * self.freq_hz, dram_bytes_per_s
+        else:
+            raise ValueError("plot_roofline needs the architecture (result.plot_roofline(arch)) or "
+                             "dram_bytes_per_s")
+        return roofline_figure(self, peak, bandwidth)

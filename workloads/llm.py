@@ -204,7 +204,7 @@ class _Builder:
                             out_shape=(*x.shape[:-1], self.vocab), block=blk)
         if self.par.tensor > 1:  # vocabulary-parallel head: gather the logits
             y = self.collective("lm_head.allgather", "all_gather", y, blk,
-                                out_shape=(*y.shape[:-1], cfg.vocab_size))
+                                out_shape=(*y.shape[:-1], self.vocab * self.par.tensor))
         return y
 
 
@@ -284,7 +284,8 @@ def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: i
                       "tokens": batch * positions, "attention_span": span,
                       "param_counts": llm_param_counts(cfg),
                       "parallelism": dataclasses.asdict(par), "microbatch": local_batch})
-    b = _Builder(g, local, phase, par, vocab=cfg.vocab_size // par.tensor)
+    # the vocabulary is split across the tensor-parallel devices, padded to a multiple of them
+    b = _Builder(g, local, phase, par, vocab=-(-cfg.vocab_size // par.tensor))
     x = b.embed(local_batch, positions)
     expert_tokens = []
     stage = 0

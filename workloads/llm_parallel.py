@@ -7,7 +7,7 @@ degree that does not divide what it splits, with the numbers.
 - **Tensor** (Megatron-LM): each of ``tensor`` devices holds 1/tensor of the attention heads
   (KV heads too; when there are fewer KV heads than devices, each device keeps one KV head,
   replicated), of the MLP's intermediate features (the experts' too: tensor-parallel experts) and
-  of the LM head's vocabulary. After the attention output projection and after the MLP (or MoE
+  of the LM head's vocabulary (padded up to a multiple of ``tensor``, as Megatron-LM pads it). After the attention output projection and after the MLP (or MoE
   combine) the partial sums are all-reduced; the logits are all-gathered. Embeddings and norms are
   replicated. All tensor-parallel devices do the same work, so one device is simulated and the
   collectives are timed on its links (exact by symmetry).
@@ -68,8 +68,6 @@ class Parallelism:
                 bad("tensor", f"{t} and num_key_value_heads {kv} of '{cfg.name}': one must divide the other")
             if cfg.intermediate_size % t:
                 bad("tensor", f"{t} does not divide intermediate_size {cfg.intermediate_size} of '{cfg.name}'")
-            if cfg.vocab_size % t:
-                bad("tensor", f"{t} does not divide vocab_size {cfg.vocab_size} of '{cfg.name}'")
         if self.pipeline > cfg.num_hidden_layers:
             bad("pipeline", f"{self.pipeline} stages for {cfg.num_hidden_layers} layers of '{cfg.name}'")
         if self.microbatches > 1:

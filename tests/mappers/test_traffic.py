@@ -94,3 +94,11 @@ def test_vector_traffic_reads_inputs_once_writes_output_once():
     g.residual_add("add", a, b)
     t = vector_traffic(g.op("add"))
     assert t.dram_read_bytes == 2 * 128 and t.dram_write_bytes == 128
+
+
+def test_embedding_reads_only_the_gathered_rows():
+    g = OpGraph("t")
+    ids = g.input("ids", (4, 1), "int32")
+    g.embedding("embed", ids, 32000, 4096)
+    t = vector_traffic(g.op("embed"))
+    assert t.dram_read["filter"] == 4 * 4096  # 4 rows of 4096 int8 values, not the 131 MB table

@@ -129,6 +129,7 @@ def test_system_section_end_to_end(tmp_path):
     ("{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 2}}", "uses 2 devices"),
     ("{devices: 2, parallelism: {tensor: 2}}", "need a link"),
     ("{devices: 3, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 3}}", "does not divide num_attention_heads 8"),
+    ("{devices: 3, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 3}}", "does not divide intermediate_size 512"),
     ("{devices: 8, link: {bandwidth: 50 GB/s}, parallelism: {pipeline: 8}}", "8 stages for 4 layers"),
 ])
 def test_bad_systems_name_the_numbers(tmp_path, system, message):
@@ -142,3 +143,12 @@ def test_multi_device_cnn_is_an_error():
     with pytest.raises(ConfigError, match="not an LLM"):
         parse_experiment("name: t\narchitecture: {preset: scalesim_32x32}\nsystem: {devices: 2, link: "
                          "{bandwidth: 1 GB/s}, parallelism: {tensor: 2}}\nworkload: {model: resnet18}\n", "e.yaml")
+
+
+def test_vocabulary_is_padded_to_the_tensor_degree(tmp_path):
+    p = tmp_path / "odd.json"
+    p.write_text(json.dumps({**TINY, "vocab_size": 1001}))
+    g = build_llm(load_llm_config(str(p)), phase="decode", batch=1, context=8, parallelism={"tensor": 4})
+    head = g.op("lm_head")
+    assert head.out_features == 251  # ceil(1001 / 4)
+    assert g.op("lm_head.allgather").output.shape[-1] == 4 * 251

@@ -1,0 +1,109 @@
+"""The tutorial path (experiments/tutorials/): every step's file exists, says what to run, what to
+look at and what it asks, runs as its README says, and the README's numbers are the runs' numbers.
+(``tests/test_experiments.py`` also loads and runs every tutorial file as a smoke test.)"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import build_parser, main
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "experiments" / "tutorials"
+README = (TUTORIALS / "README.md").read_text(encoding="utf-8")
+FILES = sorted(TUTORIALS.glob("*.yaml"))
+
+
+def test_the_path_is_numbered_and_every_file_is_in_the_readme():
+    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "07"]
+    for f in FILES:
+        assert f"`{f.name}`" in README, f"{f.name} is not in the README"
+    for step in ("01", "02", "03", "04", "05", "06", "07"):
+        assert re.search(rf"^## {step}: ", README, re.M), f"no section for step {step}"
+    # steps 05 and 06 wait for features that do not exist yet: no file, and the README says so
+    assert not list(TUTORIALS.glob("05_*")) and not list(TUTORIALS.glob("06_*"))
+    assert "## 05: quantized PEs (coming)" in README and "## 06: PIM for decode attention (coming)" in README
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
+def test_each_file_says_what_to_run_what_to_look_at_and_its_question(path):
+    comments = "\n".join(l for l in path.read_text().splitlines() if l.startswith("#"))
+    for word in ("# Run:", "# Look at:", "# Question:"):
+        assert word in comments, f"{path.name}: no '{word}' line"
+    assert f"experiments/tutorials/{path.name}" in comments
+
+
+def _commands() -> list[list[str]]:
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    return [shlex.split(line) for block in blocks for line in block.splitlines() if line.startswith("tessera ")]
+
+
+def test_every_command_in_the_readme_parses_and_names_existing_files():
+    parser = build_parser()
+    commands = _commands()
+    assert {c[1] for c in commands} >= {"run", "animate", "explain", "plot"}
+    root = TUTORIALS.parents[1]
+    for cmd in commands:
+        parser.parse_args(cmd[1:])  # exits (SystemExit) on an unknown command or option
+        for arg in cmd[2:]:
+            if arg.endswith(".yaml"):
+                assert (root / arg).is_file(), arg
+
+
+def _sweep(tmp_path, name: str) -> list[dict]:
+    out = tmp_path / name
+    assert main(["run", str(TUTORIALS / f"{name}.yaml"), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    with (out / "sweep.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_01_gives_the_cycles_the_readme_quotes(tmp_path):
+    rows = _sweep(tmp_path, "01_one_gemm")
+    assert {r["mapper.dataflow"]: int(r["cycles"]) for r in rows} == {"os": 82, "ws": 152, "is": 240}
+    assert "82 cycles for os, 152 for ws, 240 for is" in README
+
+
+def test_03_traffic_falls_with_buffer_size_to_the_compulsory_floor(tmp_path):
+    rows = _sweep(tmp_path, "03_buffer_sweep")
+    dram = [float(r["dram_read_bytes"]) for r in rows]
+    assert dram == sorted(dram, reverse=True) and dram[-1] == dram[-2] < dram[-3]  # flat from 1 MiB
+    assert f"falls from {dram[0] / 1e6:.0f} MB to {dram[-1] / 1e6:.0f} MB and stops at 1 MiB" in README
+
+
+def test_07_writes_a_pareto_front(tmp_path):
+    rows = _sweep(tmp_path, "07_first_sweep")
+    assert len(rows) == 12 and all(r["status"] == "ok" for r in rows)
+    assert (tmp_path / "07_first_sweep" / "pareto.csv").is_file()
+
+
+def test_02_explain_says_what_the_readme_quotes():
+    from simulator.explain import explain_experiment
+
+    ex = explain_experiment(TUTORIALS / "02_cnn_traffic.yaml", engine="analytical")
+    advice = ex.layer("layer3.0.conv2").advice
+    quoted = re.search(r"\*(weights are\s+re-read .*?removes that)\*", README, re.S).group(1)
+    assert " ".join(quoted.split()) in advice
+
+
+def test_04_prefill_and_decode_sit_where_the_readme_says():
+    from simulator.experiment import load_experiment
+    from simulator.run import run_experiment
+
+    exp_path = TUTORIALS / "04_llm_roofline.yaml"
+    result = run_experiment(exp_path)
+    peak, bandwidth = load_experiment(exp_path).architecture.roofline()
+    assert round(peak / bandwidth) == 115
+    intensity = {}
+    for l in result.layers:
+        dram = l.counters.get("dram_read_bytes", 0) + l.counters.get("dram_write_bytes", 0)
+        if l.macs and dram:
+            intensity[l.name] = l.macs / dram
+    prefill = [v for k, v in intensity.items() if k.startswith("prefill:") and k != "prefill:lm_head"]
+    decode = [v for k, v in intensity.items() if k.startswith("decode:")]
+    assert 128 <= min(prefill) and max(prefill) <= 256
+    assert max(decode) == pytest.approx(0.5, rel=1e-3)
+    assert "128-256 MACs per DRAM byte" in README and "decode layers sit at 0.5 MAC/B" in README

@@ -68,7 +68,9 @@ class OpGraph:
         self._tensors: dict[str, TensorSpec] = {}
         self._producer: dict[str, str] = {}
         self._order: list[str] | None = None
-        self._ann: dict[str, dict[type, Any]] = {}  # per operator: annotation class -> annotation
+        # annotations in layers (a copy adds one on top of its parent's, so copying is O(1)):
+        # each layer maps (operator, annotation class) -> annotation
+        self._ann_layers: list[dict[tuple[str, type], Any]] = [{}]
         self.graph_inputs: list[TensorSpec] = []
 
     # ---- construction ---------------------------------------------------------------------
@@ -107,7 +109,6 @@ class OpGraph:
             raise GraphError(f"operator '{op.name}': output shape {op.output.shape} is empty "
                              f"(input too small for the kernel/stride?)")
         self.nx.add_node(op.name, op=op, index=len(self.nx))
-        self._ann[op.name] = {}
         for t in op.inputs:
             src = self._producer.get(t.name)
             if src is not None:
@@ -321,31 +322,44 @@ class OpGraph:
     def annotate(self, name: str, value: Any) -> None:
         """Attach a typed annotation (its class is the key)."""
         self._node(name)
-        self._ann[name][type(value)] = value
+        self._ann_layers[-1][(name, type(value))] = value
 
     def get(self, name: str, kind: type[A], default: Any = ...) -> A:
         """The annotation of class ``kind`` on operator ``name``."""
         self._node(name)
-        ann = self._ann[name]
-        if kind in ann:
-            return ann[kind]
+        key = (name, kind)
+        for layer in reversed(self._ann_layers):
+            if key in layer:
+                return layer[key]
         if default is not ...:
             return default
         raise KeyError(f"operator '{name}' has no {kind.__name__} annotation")
 
     def has(self, name: str, kind: type) -> bool:
         self._node(name)
-        return kind in self._ann[name]
+        key = (name, kind)
+        return any(key in layer for layer in self._ann_layers)
+
+    def annotations(self, name: str) -> dict[type, Any]:
+        """Every annotation on operator ``name``, by class."""
+        out: dict[type, Any] = {}
+        for layer in self._ann_layers:
+            for (n, kind), value in layer.items():
+                if n == name:
+                    out[kind] = value
+        return out
 
     def copy(self) -> "OpGraph":
-        """A new graph with the same operators and edges and copies of the annotation maps.
+        """A new graph with the same operators and edges, and the annotations so far.
 
         Operators and edges are shared: they do not change once the graph is built (passes only
         annotate), which makes a copy per pass cheap even for LLM graphs of thousands of ops.
         """
         g = OpGraph(self.name, self.precision, self.meta)
         g.nx = self.nx
-        g._ann = {n: dict(a) for n, a in self._ann.items()}
+        if self._ann_layers[-1]:  # freeze our top layer: later annotations go into a new one
+            self._ann_layers = self._ann_layers + [{}]
+        g._ann_layers = self._ann_layers[:-1] + [{}]
         g._tensors = self._tensors
         g._producer = self._producer
         g._order = self._order

@@ -26,9 +26,9 @@ def test_lint_after_every_pass(resnet18):
 
 
 def test_passes_do_not_mutate_their_input(resnet18):
-    before = {op.name: dict(resnet18._ann[op.name]) for op in resnet18.ops()}
+    before = {op.name: resnet18.annotations(op.name) for op in resnet18.ops()}
     Pipeline().run(resnet18, small_array(16, 16), MapperOptions())
-    assert before == {op.name: dict(resnet18._ann[op.name]) for op in resnet18.ops()}
+    assert before == {op.name: resnet18.annotations(op.name) for op in resnet18.ops()}
 
 
 def test_requires_is_checked(resnet18):

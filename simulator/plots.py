@@ -26,90 +26,24 @@ def require_matplotlib(path: str = "outputs.plots", file: str | None = None) -> 
                                   "(pip install 'tessera[plots]')")) from None
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def plot_layers(result: SimResult, path: Path) -> Path:
     """Stacked bars per layer: compute cycles and the stall kinds."""
-    plt = _pyplot()
-    layers = result.layers
-    x = range(len(layers))
-    compute = [l.compute_cycles for l in layers]
-    mem = [l.stall_memory_cycles for l in layers]
-    dep = [l.stall_dependency_cycles for l in layers]
-    busy = [l.stall_busy_cycles for l in layers]
-    fig, ax = plt.subplots(figsize=(max(8, len(layers) * 0.12 + 4), 4.5))
-    ax.bar(x, compute, label="compute", color="#4C72B0")
-    bottom = compute
-    for values, label, color in ((mem, "stall: memory", "#DD8452"), (dep, "stall: dependency", "#55A868"),
-                                 (busy, "stall: unit busy", "#C44E52")):
-        ax.bar(x, values, bottom=bottom, label=label, color=color)
-        bottom = [a + b for a, b in zip(bottom, values)]
-    ax.set_ylabel("cycles")
-    ax.set_xlabel("layer")
-    ax.set_title(f"{result.workload} on {result.architecture}: cycles per layer ({result.engine})")
-    if len(layers) <= 60:
-        ax.set_xticks(list(x), [l.name for l in layers], rotation=90, fontsize=6)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(layers_figure(result), path)
 
 
 def plot_roofline(result: SimResult, path: Path, peak_macs_per_s: float, dram_bytes_per_s: float) -> Path:
     """Each matrix layer as a point: arithmetic intensity (MACs per DRAM byte) vs achieved MAC/s."""
-    plt = _pyplot()
-    pts = []
-    for l in result.layers:
-        dram = l.counters.get("dram_read_bytes", 0) + l.counters.get("dram_write_bytes", 0)
-        if l.macs and dram and l.latency_s > 0:
-            pts.append((l.macs / dram, l.macs / l.latency_s, l.name))
-    fig, ax = plt.subplots(figsize=(7, 5))
-    if pts:
-        ai = [p[0] for p in pts]
-        lo, hi = min(ai) / 2, max(ai) * 2
-        if not math.isinf(dram_bytes_per_s):
-            ridge = peak_macs_per_s / dram_bytes_per_s
-            lo, hi = min(lo, ridge / 4), max(hi, ridge * 4)
-            xs = [lo * (hi / lo) ** (i / 100) for i in range(101)]
-            ax.plot(xs, [min(peak_macs_per_s, x * dram_bytes_per_s) for x in xs], color="black",
-                    label=f"roofline (ridge {ridge:.3g} MAC/B)")
-        else:
-            ax.axhline(peak_macs_per_s, color="black", label="peak compute")
-        ax.scatter(ai, [p[1] for p in pts], s=14, color="#4C72B0", label="layers")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (MACs per DRAM byte)")
-    ax.set_ylabel("achieved MAC/s")
-    ax.set_title(f"{result.workload} on {result.architecture}: roofline")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(roofline_figure(result, peak_macs_per_s, dram_bytes_per_s), path)
 
 
 def plot_energy(result: SimResult, path: Path) -> Path:
     """Energy by component, total over the run."""
-    plt = _pyplot()
-    m = result.metrics()
-    parts = {k.removesuffix("_energy_pj"): m[k] * 1e-6 for k in sorted(m)
-             if k.endswith("_energy_pj") and k != "energy_pj" and m[k] > 0}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.bar(list(parts), list(parts.values()), color="#4C72B0")
-    ax.set_ylabel("energy (uJ)")
-    ax.set_title(f"{result.workload} on {result.architecture}: {m['energy_pj'] * 1e-6:.4g} uJ")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(energy_figure(result), path)
 
 
 def write_plots(result: SimResult, folder: str | Path, *, peak_macs_per_s: float,
@@ -122,7 +56,7 @@ def write_plots(result: SimResult, folder: str | Path, *, peak_macs_per_s: float
             plot_energy(result, folder / "energy.png")]
 
 
-# ---- figures for notebooks (SimResult.plot / plot_roofline) -------------------------------------
+# ---- figures (files above, and SimResult.plot / plot_roofline in notebooks) ----------------------
 # These return a matplotlib ``Figure`` built without pyplot, so Jupyter shows it inline and the
 # process's backend is left alone; ``fig.savefig(path)`` writes it.
 

@@ -292,16 +292,25 @@ class Pool(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Elementwise(Op):
+class _Pointwise(Op):
+    """An op whose loop bounds are its output's shape and whose first input has that shape too."""
+
+    def loop_dims(self) -> dict[str, int]:
+        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
+
+    def operand_dims(self) -> dict[str, tuple[str, ...]]:
+        dims = tuple(self.loop_dims())
+        return {self.inputs[0].name: dims, self.output.name: dims}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Elementwise(_Pointwise):
     """Element-wise function of one or more same-shape inputs (add, mul, relu, gelu, silu, ...)."""
 
     function: str
     ops_per_element: int = 1
 
     kind: ClassVar[str] = "elementwise"
-
-    def loop_dims(self) -> dict[str, int]:
-        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
 
     def operand_dims(self) -> dict[str, tuple[str, ...]]:
         dims = tuple(self.loop_dims())
@@ -318,17 +327,10 @@ NORM_OPS_PER_ELEMENT = {"layernorm": 8, "rmsnorm": 5, "batchnorm": 2}
 
 
 @dataclass(frozen=True, kw_only=True)
-class Softmax(Op):
+class Softmax(_Pointwise):
     """Softmax along the last axis."""
 
     kind: ClassVar[str] = "softmax"
-
-    def loop_dims(self) -> dict[str, int]:
-        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
-
-    def operand_dims(self) -> dict[str, tuple[str, ...]]:
-        dims = tuple(self.loop_dims())
-        return {self.inputs[0].name: dims, self.output.name: dims}
 
     @property
     def vector_ops(self) -> int:
@@ -336,19 +338,16 @@ class Softmax(Op):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Norm(Op):
+class Norm(_Pointwise):
     """Normalization: layernorm, rmsnorm, or batchnorm (inference: a scale and a shift)."""
 
     mode: str = "layernorm"
 
     kind: ClassVar[str] = "norm"
 
-    def loop_dims(self) -> dict[str, int]:
-        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
-
     def operand_dims(self) -> dict[str, tuple[str, ...]]:
         dims = tuple(self.loop_dims())
-        out = {self.inputs[0].name: dims, self.output.name: dims}
+        out = super().operand_dims()
         # scale and shift are per feature: the channel axis (NCHW) for batchnorm, else the last
         feature = dims[1:2] if self.mode == "batchnorm" else dims[-1:]
         for w in self.weights:
@@ -449,7 +448,7 @@ COLLECTIVES = ("all_reduce", "all_gather", "all_to_all", "send")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Collective(Op):
+class Collective(_Pointwise):
     """Communication between the devices in ``group``: all-reduce, all-gather, all-to-all, or a
     point-to-point send (pipeline stages). ``inputs[0]`` is this device's payload; the output has
     the collective's result shape. Timed on the links (``mappers`` lowers it to link transfers)."""
@@ -459,13 +458,6 @@ class Collective(Op):
     dst: int | None = None  # send: the receiving device
     per_device_bytes: tuple[int, ...] = ()  # all-to-all: what each device of the group sends
     kind: ClassVar[str] = "collective"
-
-    def loop_dims(self) -> dict[str, int]:
-        return {f"d{i}": s for i, s in enumerate(self.output.shape)}
-
-    def operand_dims(self) -> dict[str, tuple[str, ...]]:
-        dims = tuple(self.loop_dims())
-        return {self.inputs[0].name: dims, self.output.name: dims}
 
     @property
     def payload_bytes(self) -> int:

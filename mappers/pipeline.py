@@ -64,6 +64,13 @@ class MapperOptions(Schema):
         60_000, gt=0, description="tile fidelity: fewer tiles per layer when the whole program "
         "would otherwise exceed about this many tasks (big LLM graphs), so the event count stays "
         "bounded")
+    spatial_fusion: bool = Field(
+        True, description="rdu template: fuse each block's operators (a decoder layer) into one "
+        "spatial pipeline whose intermediate tensors stay in PMUs; false: every operator is its "
+        "own kernel through HBM")
+    attention_mapping: Literal["fusemax", "flat"] = Field(
+        "fusemax", description="fusemax template: fusemax (one pass over K/V, online softmax on "
+        "the 2D array) | flat (QK and AV on the 2D array, softmax on the 1D array, fused by rows)")
 
 
 class PassError(RuntimeError):
@@ -99,6 +106,7 @@ DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "place_tensors", "allocate",
 def _load_builtin() -> None:
     from mappers import memory, passes, plan  # noqa: F401
     from mappers import gpu_plan  # noqa: F401  (the gpu template's planner and resources)
+    from mappers import attention_plan, rdu_plan  # noqa: F401  (rdu and fusemax planners)
 
 
 class Pipeline:

@@ -20,6 +20,7 @@ from architectures.presets import build_architecture
 from architectures.system import SystemSpec
 from mappers.pipeline import MapperOptions
 from simulator.dse.spec import SearchField, SweepField  # sweep:/search: sections (validated there)
+from workloads.coe import CoESpec
 from workloads.errors import ConfigError, Problem, Problems
 from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.precision import Precision
@@ -52,7 +53,7 @@ class GemmSpec(Schema):
 
 class WorkloadSpec(Schema):
     """The ``workload:`` section: exactly one source (``model``, ``config``, ``gemm``,
-    ``scalesim_topology``)."""
+    ``scalesim_topology``, ``coe``)."""
 
     model: str | None = Field(None, description="a shipped model (see 'tessera list models')")
     config: str | None = Field(None, description="path to a Hugging-Face-style config.json (an LLM)")
@@ -72,6 +73,8 @@ class WorkloadSpec(Schema):
     expert_load: dict[str, Any] | None = Field(
         None, description="MoE routing: {distribution: uniform} | {distribution: zipf, alpha, seed} "
         "| {distribution: explicit, shares: [...]}")
+    coe: CoESpec | None = Field(None, description="a composition-of-experts request stream "
+                                "(workloads.coe): {experts, expert_model, requests, routing, seed, ...}")
     precision: PrecisionSpec = Field(PrecisionSpec(), description="storage precisions")
 
 
@@ -132,11 +135,13 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     from workloads.registry import MODELS, build_model, model_names
 
     probs = Problems(file, lines)
-    sources = [k for k in ("model", "config", "gemm", "scalesim_topology") if getattr(spec, k) is not None]
+    sources = [k for k in ("model", "config", "gemm", "scalesim_topology", "coe") if getattr(spec, k) is not None]
     if len(sources) != 1:
-        probs.add("workload", "give exactly one of 'model', 'config', 'gemm', 'scalesim_topology'"
+        probs.add("workload", "give exactly one of 'model', 'config', 'gemm', 'scalesim_topology', 'coe'"
                   + (f"; found {', '.join(sources)}" if sources else ""))
         probs.raise_if_any()
+    if spec.coe is not None and spec.batch is not None:
+        probs.add(("workload", "batch"), "a CoE stream sets its requests' batch as workload.coe.batch")
     model_names()
     is_llm = spec.config is not None or (spec.model in MODELS and MODELS[spec.model].family in ("llm", "encoder"))
     if not is_llm:
@@ -177,6 +182,11 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
             graph = build_model(spec.model, **opts)
             resolved = {"model": spec.model, **{k: graph.meta[k] for k in ("batch", "image_size")
                                                  if k in graph.meta}, **resolved}
+        elif spec.coe is not None:
+            from simulator.coe import build_coe_workload
+
+            graph = build_coe_workload(spec.coe, arch, policy)
+            resolved = {"coe": spec.coe.model_dump(), **resolved}
         elif spec.gemm is not None:
             from workloads.gemm import gemm_graph
 

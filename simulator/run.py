@@ -75,7 +75,8 @@ def run_experiment(experiment: Experiment | str | Path, *, engine: str | None = 
     if exp.llm is not None:
         from simulator.llm import run_llm
 
-        return run_metrics(run_llm(exp.llm, lambda g: simulate(g, exp.architecture, mapper=exp.mapper,
-                                                               engine=engine, name=exp.name), name=exp.name), batch)
+        result = run_llm(exp.llm, lambda g: simulate(g, exp.architecture, mapper=exp.mapper,
+                                                     engine=engine, name=exp.name), name=exp.name)
+        return run_metrics(result, batch)
     return run_metrics(simulate(exp.workload, exp.architecture, mapper=exp.mapper, engine=engine,
                                 name=exp.name), batch)

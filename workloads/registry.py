@@ -74,3 +74,4 @@ def _load_builtin() -> None:
     # importing the builder modules registers them (one explicit import per module)
     from workloads import cnn  # noqa: F401
     from workloads import llm  # noqa: F401
+    from workloads import attention, llm_layer  # noqa: F401  (FuseMax attention workloads, one-layer LLMs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -85,15 +86,29 @@ def main() -> None:
     ap.add_argument("--skip-dask", action="store_true")
     args = ap.parse_args()
 
+    load0 = os.getloadavg()[0]
     data = experiment(args.points)
     study = study_from_dict(data)
     tile = study_from_dict({**data, "mapper": {"dataflow": "os", "fidelity": "tile"}})
     from simulator.dse.evaluate import evaluate
 
-    a = evaluate(study.context(), (0, "x", {"architecture.rows": 128}))["metrics"]
-    b = evaluate(tile.context(), (0, "x", {"architecture.rows": 128}))["metrics"]
+    rows = [evaluate(s.context(), (0, "x", {"architecture.rows": 128})) for s in (study, tile)]
+    for row in rows:
+        if row["status"] != "ok":
+            sys.exit(f"the benchmark's design point does not simulate: {row['error']}")
+    a, b = rows[0]["metrics"], rows[1]["metrics"]
     print(f"analytical engine, layer vs tile fidelity on one point: cycles {a['cycles']} vs {b['cycles']}, "
           f"energy {'equal' if a['energy_pj'] == b['energy_pj'] else 'DIFFERENT'}")
+
+    # CPU time per point in this process: what a core running nothing else would do
+    points, _ = study.points()
+    ctx = study.context()
+    cpu0 = time.process_time()
+    for p in points[:60]:
+        evaluate(ctx, (p.index, p.id, p.values))
+    cpu_per_point = (time.process_time() - cpu0) / min(60, len(points))
+    print(f"CPU time per point: {cpu_per_point * 1e3:.1f} ms, i.e. {60 / cpu_per_point:.0f} points/min "
+          "per core that runs nothing else")
 
     runs = [("inline", InlineBackend), ("processes x1", lambda: ProcessBackend(1)),
             ("processes x2", lambda: ProcessBackend(2))]
@@ -117,6 +132,8 @@ def main() -> None:
               f"{r['startup_s']:8.2f}s {r['steady_per_min'] / one:11.2f}x  {r['ok']}/{r['points']}")
     same = all(r["rows"] == results[0]["rows"] for r in results)
     print(f"\nevery backend wrote the same rows: {same}")
+    print(f"load average (1 min) before / after: {load0:.2f} / {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} cores (other processes on the machine slow every backend)")
 
 
 if __name__ == "__main__":

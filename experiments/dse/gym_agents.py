@@ -66,6 +66,11 @@ def optuna_agent(env: TesseraEnv, steps: int, seed: int) -> tuple[float, dict]:
     return best
 
 
+def _short(path: str) -> str:
+    parts = path.split(".")
+    return parts[-2] if "sram" in path else parts[-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=120)
@@ -80,7 +85,7 @@ def main() -> None:
         reward, design = agent(env, args.steps, args.seed)
         met = "meets every target" if reward == 0 else "misses a target"
         print(f"{name:11s} best reward {reward:8.4f} ({met}) in {args.steps} steps: "
-              + ", ".join(f"{k.split('.')[-1] if 'sram' not in k else k.split('.')[-2]}={v}" for k, v in design.items()))
+              + ", ".join(f"{_short(k)}={v}" for k, v in design.items()))
     print(f"{len(env._cache)} designs simulated in {time.perf_counter() - t0:.1f} s")
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from urllib.parse import urlparse
@@ -103,7 +104,9 @@ class ProcessBackend(Backend):
 
     def _shutdown(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # wait: a pool left to wind down on its own is woken again at interpreter exit,
+            # through pipes a broken pool has already closed
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def warm_up(self) -> None:
@@ -116,40 +119,59 @@ class ProcessBackend(Backend):
         pending = deque(tasks)
         suspects: deque[Task] = deque()  # in flight when a worker died: rerun one at a time
         inflight: dict = {}  # future -> (task, isolated)
+        # Finished futures arrive through a queue filled by their done-callbacks: unlike
+        # concurrent.futures.wait, a blocking SimpleQueue.get can be interrupted (Ctrl-C)
+        # without leaving futures' locks held, which would hang the pool at exit.
+        finished: queue.SimpleQueue = queue.SimpleQueue()
         limit = 2 * self.workers
         pool = self._ensure_pool()
+
+        def submit(task: Task, isolated: bool) -> None:
+            fut = pool.submit(evaluate_in_worker, fn, ctx, task)
+            inflight[fut] = (task, isolated)
+            fut.add_done_callback(finished.put)
+
+        completed = False
         try:
             while pending or suspects or inflight:
                 if suspects:
                     if not inflight:
-                        task = suspects.popleft()
-                        inflight[pool.submit(evaluate_in_worker, fn, ctx, task)] = (task, True)
+                        submit(suspects.popleft(), True)
                 else:
                     while pending and len(inflight) < limit:
-                        task = pending.popleft()
-                        inflight[pool.submit(evaluate_in_worker, fn, ctx, task)] = (task, False)
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    task, isolated = inflight.pop(fut)
-                    row, died = self._outcome(fut, task, isolated)
-                    broken |= died
-                    if row is not None:
-                        yield row
-                    elif died:
-                        suspects.append(task)
+                        submit(pending.popleft(), False)
+                fut = finished.get()
+                if fut not in inflight:
+                    continue  # from a pool replaced after a worker died
+                task, isolated = inflight.pop(fut)
+                row, broken = self._outcome(fut, task, isolated)
+                if row is not None:
+                    yield row
+                elif broken:
+                    suspects.append(task)
                 if broken:
-                    for fut, (task, isolated) in list(inflight.items()):
-                        row = self._outcome(fut, task, isolated)[0] if fut.done() else None
-                        if row is not None:
-                            yield row
+                    for other, (t, iso) in list(inflight.items()):
+                        r = self._outcome(other, t, iso)[0] if other.done() else None
+                        if r is not None:
+                            yield r
                         else:
-                            suspects.append(task)
+                            suspects.append(t)
                     inflight.clear()
                     pool = self._ensure_pool(fresh=True)
+            completed = True
         finally:
-            for fut in inflight:  # the caller stopped early (an error, Ctrl-C): drop queued points
-                fut.cancel()
+            if not completed:  # the caller stopped early (an error, Ctrl-C): stop the workers now
+                for fut in inflight:
+                    fut.cancel()
+                self._terminate()
+
+    def _terminate(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def _outcome(fut, task: Task, isolated: bool) -> tuple[dict | None, bool]:

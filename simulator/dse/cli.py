@@ -146,7 +146,8 @@ def _run(study, out: Path, args: argparse.Namespace, plots: bool, quiet: bool) -
             ok = sum(1 for r in rows if r["status"] == "ok")
             shown = outcome.pareto
             title = (f"{study.name}: Pareto front ({', '.join(map(str, study.objectives))}) of "
-                     f"{len(rows)} trials" if len(study.objectives) > 1 else f"{study.name}: best of {len(rows)} trials")
+                     f"{len(rows)} trials" if len(study.objectives) > 1
+                     else f"{study.name}: best of {len(rows)} trials")
             lead = "trial"
             feasible = sum(1 for r in rows if r.get("feasible"))
             line = (f"{len(rows)} trials ({outcome.evaluated} simulated, {outcome.reused} reused) on "

@@ -94,7 +94,8 @@ class TesseraEnv(gymnasium.Env):
                                         hint=did_you_mean(name, sorted(known))))
         for name, value in targets.items():
             if not (isinstance(value, (int, float)) and value > 0):
-                problems.append(Problem(None, f"targets.{name}", f"a target must be a number > 0, found {value!r}"))
+                problems.append(Problem(None, f"targets.{name}",
+                                        f"a target must be a number > 0, found {value!r}"))
         if max_steps < 1:
             problems.append(Problem(None, "max_steps", f"must be >= 1, found {max_steps}"))
         if problems:
@@ -110,7 +111,8 @@ class TesseraEnv(gymnasium.Env):
         self._cache: dict[str, dict] = {}
         self._steps = 0
         self.action_space = spaces.MultiDiscrete([len(c) for c in choices])
-        self.observation_space = spaces.Box(low=0.0, high=np.finfo(np.float64).max, shape=(len(observe),), dtype=np.float64)
+        self.observation_space = spaces.Box(low=0.0, high=np.finfo(np.float64).max, shape=(len(observe),),
+                                            dtype=np.float64)
 
     @classmethod
     def from_search(cls, path: str | Path, targets: dict[str, float], **kwargs: Any) -> "TesseraEnv":

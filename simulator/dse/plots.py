@@ -77,7 +77,8 @@ def plot_pareto(rows: list[dict], objectives: list[Objective], path: Path, title
     plt = _pyplot()
     xo, yo = objectives[:2]
     pts = [(row_metric(r, xo.metric), row_metric(r, yo.metric), r) for r in rows if r.get("status") == "ok"]
-    pts = [(x, y, r) for x, y, r in pts if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    pts = [(x, y, r) for x, y, r in pts
+           if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
     if not pts:
         return None
     if len({x for x, _, _ in pts}) < 2 or len({y for _, y, _ in pts}) < 2:
@@ -98,7 +99,8 @@ def plot_pareto(rows: list[dict], objectives: list[Objective], path: Path, title
         lo, hi = min(vals), max(vals)
         if lo > 0 and hi / lo > 30:
             getattr(ax, f"set_{axis}scale")("log")
-        getattr(ax, f"set_{axis}label")(f"{_label(o.metric)} ({'lower' if o.direction == 'minimize' else 'higher'} is better)")
+        better = "lower" if o.direction == "minimize" else "higher"
+        getattr(ax, f"set_{axis}label")(f"{_label(o.metric)} ({better} is better)")
     ax.set_title(title or f"Pareto front: {xo} vs {yo}")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -243,8 +245,11 @@ def _run_plots(folder: Path, out: Path) -> list[Path]:
     files += [util] if util else []
     arch = _architecture(folder / "resolved_config.yaml")
     if arch is not None:
-        files.append(base.plot_roofline(result, out / "roofline.png", getattr(arch, "peak_macs_per_s", 0.0),
-                                        arch.memory.dram.bandwidth_bytes_per_s))
+        if hasattr(arch, "roofline"):
+            peak, bandwidth = arch.roofline()
+        else:
+            peak, bandwidth = getattr(arch, "peak_macs_per_s", 0.0), arch.memory.dram.bandwidth_bytes_per_s
+        files.append(base.plot_roofline(result, out / "roofline.png", peak, bandwidth))
     return files
 
 

@@ -49,13 +49,11 @@ def progress(total: int, label: str, *, quiet: bool = False) -> Iterator[Counter
         yield counter
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]:.0f} points/min"),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=False)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+                   TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]:.0f}/min"),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
     with bar:
         counter._bar = bar
         counter._task = bar.add_task(label, total=total, failed=0, rate=0.0)

@@ -153,8 +153,7 @@ def run_search(study: Study, out: str | Path, *, backend: Backend | None = None,
     dims = list(study.dims)
     trial_rows: list[dict] = []
     evaluated = reused = 0
-    with progress(spec.budget, f"{study.name}: search ({spec.sampler}) on {backend.describe()}",
-                  quiet=quiet) as counter:
+    with progress(spec.budget, "search", quiet=quiet) as counter:
         try:
             while len(trial_rows) < spec.budget:
                 k = min(spec.batch, spec.budget - len(trial_rows))

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo
 
 from workloads.errors import did_you_mean
 from workloads.schema import FieldProblems, Schema, resolve_path
@@ -43,8 +43,39 @@ class RangeSpec(Schema):
     log: bool = Field(False, description="sample log-uniformly")
 
 
-Choices = list[Any]
-Dimension = list[Any] | RangeSpec
+def _choices(value: Any) -> list:
+    if isinstance(value, list):
+        return value
+    hint = f" (write [{value!r}] for one value)" if not isinstance(value, dict) else ""
+    raise ValueError(f"expected a list of values, found {value!r}{hint}")
+
+
+def _dimension(value: Any) -> list | RangeSpec:
+    """A list of choices, or a range {low, high, step?, log?} (as a ``RangeSpec``)."""
+    if isinstance(value, (list, RangeSpec)):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a list of choices or a range {{low, high, step?, log?}}, found "
+                         f"{value!r}" + (f" (write [{value!r}] for one value)" if value is not None else ""))
+    names = list(RangeSpec.model_fields)
+    items = [(k, f"unknown key '{k}'" + (f" (did you mean '{h}'?)" if (h := _close(k, names)) else ""))
+             for k in value if k not in names]
+    items += [(k, "required key is missing") for k in ("low", "high") if k not in value]
+    if items:
+        raise FieldProblems(items)
+    try:
+        return RangeSpec.model_validate(value)
+    except ValidationError as exc:
+        raise FieldProblems([(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]) from None
+
+
+def _close(name: str, names: list[str]) -> str | None:
+    hint = did_you_mean(name, names)
+    return hint.split("'")[1] if hint else None
+
+
+Choices = Annotated[Any, BeforeValidator(_choices)]
+Dimension = Annotated[Any, BeforeValidator(_dimension)]
 
 
 class RandomSpec(Schema):

@@ -99,8 +99,7 @@ class ResultLog:
         self.extra_columns = list(extra_columns)
         self.metric_columns = list(dict.fromkeys([*metric_columns]))
         self.rows: list[dict] = []
-        self.skipped = 0
-        self.previous = 0
+        self.skipped = 0  # lines of the previous log dropped on resume (torn or not JSON)
         self._jf = None
         self._cf = None
 
@@ -137,7 +136,6 @@ class ResultLog:
         kept: list[dict] = []
         if resume:
             rows, self.skipped = read_rows(self.jsonl)
-            self.previous = len(rows)
             seen: set[str] = set()
             for row in rows:
                 pid = row["point_id"]
@@ -145,8 +143,6 @@ class ResultLog:
                     continue
                 seen.add(pid)
                 kept.append(row)
-        else:
-            self.previous = len(read_rows(self.jsonl)[0])
         self.rows = kept
         atomic_write(self.jsonl, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
         self._jf = self.jsonl.open("a", encoding="utf-8")

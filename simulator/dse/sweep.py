@@ -21,7 +21,6 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from simulator.dse.backends import Backend, InlineBackend
 from simulator.dse.evaluate import clean, evaluate
@@ -115,7 +114,7 @@ def run_sweep(study: Study, out: str | Path, *, backend: Backend | None = None, 
     todo = [p for p in points if p.id not in done]
     ctx = study.context(save_results=study.sweep.save_results)
     tasks = [(p.index, p.id, p.values) for p in todo]
-    with progress(len(tasks), f"{study.name}: sweep on {backend.describe()}", quiet=quiet) as counter:
+    with progress(len(tasks), "sweep", quiet=quiet) as counter:
         try:
             for row in backend.map(fn, ctx, tasks):
                 result, resolved = row.pop("result", None), row.pop("resolved_config", None)
@@ -143,8 +142,3 @@ def run_sweep(study: Study, out: str | Path, *, backend: Backend | None = None, 
                         dropped=dropped, by_status=by_status, elapsed_s=elapsed,
                         backend=backend.describe(), files=files, pareto=front)
 
-
-def summary(outcome: SweepOutcome) -> dict[str, Any]:
-    return {"points": outcome.total, "ran": outcome.ran, "resumed": outcome.resumed,
-            "by_status": outcome.by_status, "elapsed_s": outcome.elapsed_s,
-            "points_per_minute": outcome.points_per_minute}

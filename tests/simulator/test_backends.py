@@ -56,14 +56,45 @@ def crash_on_rows_24(ctx, task):
     return evaluate(ctx, task)
 
 
+SEARCH = EXP.split("sweep:")[0] + """\
+search:
+  objectives: [min latency_s, min area_mm2]
+  constraints: ["area_mm2 <= 3"]
+  space:
+    architecture.rows: {low: 8, high: 64, step: 8}
+    mapper.dataflow: [os, ws, is]
+  budget: 12
+  batch: 4
+"""
+
+
 def test_processes_and_dask_local_give_identical_rows(study, tmp_path):
     pytest.importorskip("distributed")
+    pytest.importorskip("optuna")
+    from simulator.dse.search import run_search
+
+    (tmp_path / "search.yaml").write_text(SEARCH)
+    search = load_study(tmp_path / "search.yaml")
     run_sweep(study, tmp_path / "inline", backend=InlineBackend())
+    run_search(search, tmp_path / "search_inline", backend=InlineBackend())
     with ProcessBackend(2) as b:
         run_sweep(study, tmp_path / "procs", backend=b)
-    with DaskBackend("local", 2) as b:
-        assert b.workers == 2
-        run_sweep(study, tmp_path / "dask", backend=b)
+        run_search(search, tmp_path / "search_procs", backend=b)
+    import logging
+
+    import distributed
+
+    # a local cluster reached by its address, as a remote scheduler would be (--cluster tcp://...)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+        with DaskBackend(cluster.scheduler_address) as b:
+            assert b.workers == 2
+            run_sweep(study, tmp_path / "dask", backend=b)
+            run_search(search, tmp_path / "search_dask", backend=b)
+    trials = (tmp_path / "search_inline" / "search.csv").read_text()
+    assert trials.count("\n") == 13
+    assert (tmp_path / "search_procs" / "search.csv").read_text() == trials
+    assert (tmp_path / "search_dask" / "search.csv").read_text() == trials
     expected = rows_of(tmp_path / "inline")
     assert len(expected) == 8 and all(r["status"] == "ok" for r in expected)
     assert rows_of(tmp_path / "procs") == expected

@@ -287,7 +287,8 @@ sweep:
 
 
 def test_resume_after_a_kill_mid_write_loses_and_duplicates_nothing(tmp_path):
-    p = study_file(tmp_path, "sweep: {grid: {architecture.rows: [8, 12, 16, 24, 32], mapper.dataflow: [os, ws]}}\n")
+    p = study_file(tmp_path, "sweep: {grid: {architecture.rows: [8, 12, 16, 24, 32], "
+                             "mapper.dataflow: [os, ws]}}\n")
     full = run_sweep(load_study(p), tmp_path / "full")
     expected = rows_of(tmp_path / "full")
     killed = tmp_path / "killed"
@@ -401,3 +402,13 @@ def test_plot_of_a_single_run_and_of_nothing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["plot", str(tmp_path / "empty")]) == 2
     assert "has no results.json" in capsys.readouterr().err
+
+
+def test_run_study_from_python(tmp_path):
+    from simulator.dse.api import run_study
+
+    data = {"name": "api", "architecture": {"preset": "scalesim_32x32"},
+            "workload": {"gemm": {"M": 64, "K": 64, "N": 64}}, "engine": "analytical",
+            "sweep": {"zip": {"architecture.rows": [8, 16], "architecture.cols": [8, 16]}}}
+    out = run_study(data, tmp_path / "out")
+    assert out.by_status == {"ok": 2} and (tmp_path / "out" / "sweep.csv").exists()

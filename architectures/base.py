@@ -44,6 +44,7 @@ def template_class(name: str, *, file: str | None = None, path: str = "template"
 def _load_builtin() -> None:
     from architectures import gpu, systolic  # noqa: F401
     from architectures import fusemax, rdu  # noqa: F401
+    from architectures import hetero  # noqa: F401  (gpu_pim: an xPU with PIM in its HBM)
 
 
 class MemoryTier(Schema):

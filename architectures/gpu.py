@@ -95,6 +95,17 @@ class GpuMemory(Schema):
     hbm: MemoryTier = Field(description="HBM: size, peak bandwidth, energy per byte")
 
 
+class GpuNode(Schema):
+    """The node the GPU sits in (what model switching, ``workload.coe``, sees): GPUs per node,
+    host memory, and each GPU's host link (experts are copied host -> GPU HBM over it)."""
+
+    gpus: int = Field(1, ge=1, description="GPUs per node")
+    host_memory_bytes: quantity("size", "host (CPU) memory of the node", alias="host_memory",
+                                integer=True, gt=0, default=None)
+    host_link_bandwidth_bytes_per_s: quantity("bandwidth", "one GPU's host -> GPU link (PCIe)",
+                                              alias="host_link_bandwidth", gt=0, default=None)
+
+
 class KernelModel(Schema):
     """The efficiency model's parameters (see the module docstring). Defaults: the A100-80GB fp16
     calibration (``calibrate`` on tests/data/a100_gemm_fp16_measured.csv)."""
@@ -185,6 +196,7 @@ class GPU(Architecture):
                                         "count on: tensors kept between kernels, or a GEMM operand "
                                         "kept while the other streams")
     kernel: KernelModel = Field(KernelModel(), description="efficiency model parameters")
+    node: GpuNode = Field(GpuNode(), description="GPUs per node, host memory and host link")
     die_area_mm2: quantity("area", "die area (unset: no area model)", alias="die_area", gt=0,
                            default=None)
 
@@ -223,6 +235,23 @@ class GPU(Architecture):
 
     def offchip_tiers(self) -> dict[str, MemoryTier]:
         return {"hbm": self.memory.hbm}
+
+    @property
+    def node_devices(self) -> int:
+        return self.node.gpus
+
+    @property
+    def node_hbm_bytes(self) -> float:
+        return self.node.gpus * self.memory.hbm.size_bytes
+
+    @property
+    def node_ddr_bytes(self) -> float:
+        return float(self.node.host_memory_bytes or 0)
+
+    @property
+    def node_ddr_to_hbm_bytes_per_s(self) -> float:
+        """An expert is copied into one GPU's HBM over that GPU's host link."""
+        return self.node.host_link_bandwidth_bytes_per_s or 0.0
 
     def scratchpad_bytes(self) -> int:
         """What can stay on chip between kernels: ``l2_resident_fraction`` of the L2 (the rest

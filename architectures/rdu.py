@@ -170,6 +170,10 @@ class RDU(Architecture):
         return int(round(self.kernel_call_s * self.freq_hz))
 
     @property
+    def node_devices(self) -> int:
+        return self.node.sockets
+
+    @property
     def node_hbm_bytes(self) -> float:
         return self.node.sockets * self.memory.hbm.size_bytes
 

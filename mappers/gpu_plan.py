@@ -50,6 +50,7 @@ from mappers.memory import Residency
 from mappers.pipeline import MapperOptions
 from mappers.plan import coalesce, planner, spread
 from simulator.program import Resource
+from workloads.coe import COE_KINDS
 from workloads.graph import OpGraph
 from workloads.ops import Conv2D, Embedding, MatMul, Op
 
@@ -62,10 +63,14 @@ OPERANDS = ("ifmap", "filter", "ofmap")
 @template_resources("gpu")
 def gpu_resources(arch: GPU) -> list[Resource]:
     hbm = arch.memory.hbm
-    return [Resource("gpu", "unit", 1, peak_macs_per_cycle=arch.peak_macs_per_cycle),
-            Resource("hbm", "channel", bytes_per_cycle=arch.hbm_sustained_bytes_per_s / arch.freq_hz,
-                     latency_cycles=int(math.ceil(hbm.latency_s * arch.freq_hz - 1e-9)), src="hbm",
-                     dst="l2")]
+    out = [Resource("gpu", "unit", 1, peak_macs_per_cycle=arch.peak_macs_per_cycle),
+           Resource("hbm", "channel", bytes_per_cycle=arch.hbm_sustained_bytes_per_s / arch.freq_hz,
+                    latency_cycles=int(math.ceil(hbm.latency_s * arch.freq_hz - 1e-9)), src="hbm",
+                    dst="l2")]
+    if arch.node.host_link_bandwidth_bytes_per_s:  # host -> GPU copies (model switching)
+        out.append(Resource("host", "channel", bytes_per_cycle=arch.node.host_link_bandwidth_bytes_per_s
+                            / arch.freq_hz, src="host", dst="hbm"))
+    return out
 
 
 def _second_operand(op: Op):
@@ -121,7 +126,12 @@ def _signature(op: Op, graph: OpGraph, residency: Residency, ctx: dict, fused_op
 @planner("gpu")
 def plan_gpu(op: Op, graph: OpGraph, arch: GPU, options: MapperOptions, ctx: dict):
     """One kernel: the efficiency model's time, cut into launch, sync and body tiles. Plans are
-    cached by the op's signature within a pass (an LLM's identical layers cost one)."""
+    cached by the op's signature within a pass (an LLM's identical layers cost one). A
+    composition-of-experts stream's switches go over the host link (``simulator.coe``)."""
+    if op.kind in COE_KINDS:
+        from simulator.coe import plan_coe_op
+
+        return plan_coe_op(op, graph, arch, options, ctx, unit="gpu", switch_channel="host")
     if "outputs" not in ctx:
         ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
     residency = graph.get(op.name, Residency, Residency())

@@ -2,10 +2,11 @@
 
 Contract:
 - ``build_coe_workload(spec, arch, precision)`` checks the configuration against the node the
-  architecture describes and returns the CoE ``OpGraph`` (``workloads.coe``). The node: the
-  architecture's ``node.sockets`` sockets, HBM ``sockets x memory.hbm.size``, DDR
-  ``sockets x memory.ddr.size``, and its DDR -> HBM copy path (``node.ddr_to_hbm_bandwidth``);
-  the ``rdu`` template describes one. All experts must fit the node's DDR and at least one must
+  architecture describes and returns the CoE ``OpGraph`` (``workloads.coe``). The node (the
+  template's ``node_*`` properties): its devices, their HBM, the expert store (rdu: the sockets'
+  DDR; gpu: the host memory) and the copy path into HBM (rdu: ``node.ddr_to_hbm_bandwidth``, 1
+  TB/s on SN40L; gpu: one GPU's host link, ``node.host_link_bandwidth``, 32/64 GB/s on DGX
+  A100/H100). All experts must fit the node's DDR and at least one must
   fit its HBM, or it is a ``ConfigError`` with the numbers. HBM holds as many experts as fit
   after the router's weights and the KV cache of one request (``slots``).
 - ``plan_coe_op(op, ...)`` is what a template's planner calls for the two CoE operators: a
@@ -39,7 +40,7 @@ from workloads.graph import OpGraph, PrecisionPolicy
 __all__ = ["build_coe_workload", "plan_coe_op", "coe_summary", "request_cost", "CoENode", "coe_node",
            "SUPPORTED_TEMPLATES"]
 
-SUPPORTED_TEMPLATES = ("rdu",)  # templates whose planner calls plan_coe_op
+SUPPORTED_TEMPLATES = ("rdu", "gpu")  # templates whose planner calls plan_coe_op
 
 
 class CoENode:
@@ -57,7 +58,13 @@ def coe_node(arch) -> CoENode:
         raise ConfigError(Problem(None, "workload.coe", (
             f"the '{arch.template}' template does not run composition-of-experts streams (its planner "
             f"does not plan expert switches and requests); supported: {', '.join(SUPPORTED_TEMPLATES)}")))
-    return CoENode(arch.node.sockets, arch.node_hbm_bytes, arch.node_ddr_bytes, arch.node_ddr_to_hbm_bytes_per_s)
+    if not arch.node_ddr_to_hbm_bytes_per_s > 0 or not arch.node_ddr_bytes > 0:
+        raise ConfigError(Problem(None, "architecture.node", (
+            f"a composition-of-experts stream needs the node's expert store and copy path: the "
+            f"'{arch.name}' architecture has {arch.node_ddr_bytes:g} B of it and a "
+            f"{arch.node_ddr_to_hbm_bytes_per_s:g} B/s path (gpu: node.host_memory and "
+            f"node.host_link_bandwidth; rdu: memory.ddr)")))
+    return CoENode(arch.node_devices, arch.node_hbm_bytes, arch.node_ddr_bytes, arch.node_ddr_to_hbm_bytes_per_s)
 
 
 def _gb(b: float) -> str:
@@ -108,8 +115,7 @@ def build_coe_workload(spec: CoESpec, arch, precision: PrecisionPolicy) -> OpGra
     if total > node.ddr_bytes:
         problems.append(Problem(None, "workload.coe.experts", (
             f"{spec.experts} experts x {_gb(expert_bytes)} ({spec.expert_model} at {precision.weights}) = "
-            f"{_gb(total)} do not fit the node's DDR ({node.sockets} sockets x "
-            f"{_gb(node.ddr_bytes / node.sockets)} = {_gb(node.ddr_bytes)}); at most "
+            f"{_gb(total)} do not fit the node's expert store ({_gb(node.ddr_bytes)}); at most "
             f"{int(node.ddr_bytes // expert_bytes)} experts fit")))
     room = node.hbm_bytes - router_bytes - kv
     slots = int(room // expert_bytes) if room > 0 else 0

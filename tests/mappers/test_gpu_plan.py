@@ -184,7 +184,7 @@ def test_program_bytes_match_the_counters(a100, tiny):
     moved = int(program.nbytes.sum())
     counted = sum(l.counters["dram_read_bytes"] + l.counters["dram_write_bytes"] for l in program.layers)
     assert moved == counted
-    assert {r.name for r in program.resources} == {"gpu", "hbm"}
+    assert {r.name for r in program.resources} == {"gpu", "hbm", "host"}  # host: the PCIe link
     hbm = program.resources[program.resource_index("hbm")]
     assert hbm.bytes_per_cycle == pytest.approx(a100.hbm_sustained_bytes_per_s / a100.freq_hz)
     # every kernel that launches starts with its launch task and an empty sync task

@@ -90,7 +90,7 @@ def test_more_experts_than_ddr_holds_is_an_error_with_the_numbers():
         experiment({"experts": 1000})
     msg = str(info.value)
     assert "workload.coe.experts: 1000 experts x 13.48 GB (llama-2-7b at bf16) = 13.48 TB" in msg
-    assert "do not fit the node's DDR (8 sockets x 1.649 TB = 13.19 TB); at most 979 experts fit" in msg
+    assert "do not fit the node's expert store (13.19 TB); at most 979 experts fit" in msg
 
 
 def test_an_expert_larger_than_hbm_is_an_error():

@@ -5,8 +5,10 @@ Contract: ``area_table(name)`` loads a table from ``area_tables.yaml``; every lo
 same family (multiplier area ~ bits^2, adder area ~ bits) and the source says so.
 ``systolic_area(arch)`` is the breakdown behind ``SystolicArray.area_mm2``:
 
-- PE array: rows x cols x (one multiplier at the PE precision + one adder at the accumulator
-  precision);
+- PE array: rows x cols x the PE's area (``pe.area_um2``: set in the architecture, or derived by
+  its kind from this table: a ``mac`` PE is one multiplier at the PE precision + one adder at the
+  accumulator precision; see ``architectures.pe`` for the others), plus per-row edge logic
+  (``pe.edge_area_um2``: LUT tables), times the array's ``pe_pnr_factor`` (1 unless set);
 - vector unit: lanes x one adder at the PE precision;
 - operand SRAMs (ifmap, filter, ofmap): capacity x mm^2 per MiB.
 
@@ -46,6 +48,7 @@ class AreaTable:
     multiplier: dict[str, Sourced]  # um^2
     adder: dict[str, Sourced]  # um^2
     sram_mm2_per_mib: Sourced
+    cells: dict[str, Sourced] = None  # um^2 per standard cell (dff, mux2), for PEs built of them
 
     def _scaled(self, table: dict[str, Sourced], precision: str, exponent: float, what: str) -> Sourced:
         if precision in table:
@@ -70,6 +73,14 @@ class AreaTable:
         m, a = self.multiplier_um2(precision), self.adder_um2(accumulator)
         return Sourced(m.value + a.value, f"{precision} multiplier [{m.source}] + {accumulator} "
                                           f"adder [{a.source}]")
+
+    def cell_um2(self, cell: str) -> Sourced:
+        """Area of one standard cell (``dff``, ``mux2``) at the table's node."""
+        cells = self.cells or {}
+        if cell not in cells:
+            raise ConfigError(Problem(None, "energy_table", f"area table '{self.name}' lists no '{cell}' "
+                                      f"cell (cells: {', '.join(cells) or 'none'}); set pe.area instead"))
+        return cells[cell]
 
     def sram_mm2(self, size_bytes: float) -> Sourced:
         """Area of an SRAM of ``size_bytes`` (linear in capacity; unlimited: infinite)."""
@@ -101,6 +112,7 @@ def area_table(name: str) -> AreaTable:
         multiplier={k: Sourced(float(v["um2"]), v["source"]) for k, v in t["multiplier"].items()},
         adder={k: Sourced(float(v["um2"]), v["source"]) for k, v in t["adder"].items()},
         sram_mm2_per_mib=Sourced(float(t["sram"]["mm2_per_mib"]), t["sram"]["source"]),
+        cells={k: Sourced(float(v["um2"]), v["source"]) for k, v in (t.get("cells") or {}).items()},
     )
 
 
@@ -133,21 +145,37 @@ class AreaBreakdown:
 def systolic_area(arch) -> AreaBreakdown:
     """Area of a ``SystolicArray`` (see the module docstring for what is and is not counted)."""
     table, note = area_table_for(arch.energy_table)
-    pe = table.mac_um2(arch.pe.precision, arch.pe.accumulator_precision)
+    pe = arch.pe.area_um2(table)
+    edge = arch.pe.edge_area_um2(table)
+    pnr = getattr(arch, "pe_pnr_factor", 1.0)
     vec = table.adder_um2(arch.pe.precision)
-    components = {"pe_array": arch.rows * arch.cols * pe.value * 1e-6,
-                  "vector": arch.vector_lanes * vec.value * 1e-6}
-    sources = {"table": note, "pe_array": f"{arch.rows}x{arch.cols} PEs x {pe.value:g} um^2 ({pe.source})",
+    pe_array = arch.rows * arch.cols * pe.value * 1e-6
+    if edge.value:
+        pe_array += arch.rows * edge.value * 1e-6
+    if pnr != 1.0:
+        pe_array *= pnr
+    components = {"pe_array": pe_array, "vector": arch.vector_lanes * vec.value * 1e-6}
+    pe_src = f"{arch.rows}x{arch.cols} {arch.pe.kind} PEs x {pe.value:g} um^2 ({pe.source})"
+    if edge.value:
+        pe_src += f" + {arch.rows} rows x {edge.value:g} um^2 of edge logic ({edge.source})"
+    if pnr != 1.0:
+        pe_src += f", x {pnr:g} place-and-route"
+    sources = {"table": note, "pe_array": pe_src,
                "vector": f"{arch.vector_lanes} lanes x {vec.value:g} um^2 ({vec.source})"}
     for buf in ("ifmap_sram", "filter_sram", "ofmap_sram"):
         s = table.sram_mm2(getattr(arch.memory, buf).size_bytes)
         components[buf] = s.value
         sources[buf] = s.source
-    return AreaBreakdown(table.name, components, sources)
+    not_counted = NOT_COUNTED if pnr == 1.0 else tuple(n for n in NOT_COUNTED if "place-and-route" not in n)
+    return AreaBreakdown(table.name, components, sources, not_counted)
 
 
 def onchip_sram_bytes(arch) -> float | None:
-    """On-chip SRAM capacity: the sum of the architecture's memory tiers named ``*_sram``."""
+    """On-chip SRAM capacity: the template's ``onchip_sram_bytes()`` where it has one (a GPU's
+    L2, an RDU's PMUs), else the sum of its memory tiers named ``*_sram`` (systolic buffers)."""
+    own = getattr(arch, "onchip_sram_bytes", None)
+    if callable(own):
+        return float(own())
     memory = getattr(arch, "memory", None)
     if memory is None:
         return None

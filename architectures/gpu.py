@@ -236,6 +236,10 @@ class GPU(Architecture):
     def offchip_tiers(self) -> dict[str, MemoryTier]:
         return {"hbm": self.memory.hbm}
 
+    def onchip_sram_bytes(self) -> float:
+        """On-chip SRAM the design-space metrics count (``sram_bytes``): the L2."""
+        return float(self.memory.l2.size_bytes)
+
     @property
     def node_devices(self) -> int:
         return self.node.gpus

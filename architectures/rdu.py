@@ -169,6 +169,10 @@ class RDU(Architecture):
     def kernel_call_cycles(self) -> int:
         return int(round(self.kernel_call_s * self.freq_hz))
 
+    def onchip_sram_bytes(self) -> float:
+        """On-chip SRAM the design-space metrics count (``sram_bytes``): every PMU."""
+        return float(self.pmus * self.pmu.size_bytes)
+
     @property
     def node_devices(self) -> int:
         return self.node.sockets

@@ -16,6 +16,26 @@ folds cost a full fold: partially used rows/columns still wait for the skewed pi
 SRAM reads per operand count every element delivered to the array edge (as SCALE-Sim's demand
 matrices do); with ws/is, K-folds produce partial sums, which are written each fold and read
 back before accumulation (SCALE-Sim counts the writes but not the read-backs).
+
+Processing elements (``pe``, a discriminated union on ``pe.kind``: ``architectures.pe``). A PE
+kind reduces d elements of K per *step* and takes c cycles per step for the GEMM's precision
+pair (weights = the second operand, activations = the first). The fold model above runs in
+steps: K is replaced by ceil(K / d) (a PE row holds d elements of K in ws/is, so a row fold
+covers R*d of K), and a fold's cycles are ceil(c * fold steps + dequantization), where
+per-group dequantization adds the PE's ``dequant_cycles`` at each group boundary a PE's
+accumulation passes in the fold (ceil(K / g) for os, ceil(min(K, R*d) / g) for ws/is) and
+per-weight dequantization adds them to every step. The ``mac`` kind (d = c = 1, no
+dequantization) gives exactly the table above.
+
+``compute_model: tile`` replaces the fold model by BitMoD's analytic one (HPCA'25 artifact,
+``bitmod_sim/accelerator.py``): output stationary, tiles of R tokens x C output channels x d
+elements of K, c cycles each, no fill or drain (groups * ceil(M/R) * ceil(N/C) * ceil(K/d) * c);
+PE energy is charged to every PE for every compute cycle, as the artifact does. It exists to
+reproduce BitMoD's numbers; the fold model stays the default.
+
+Iso-area sizing: with ``pe_area_budget_mm2`` set, give ``rows`` or ``cols`` and the other is the
+largest that fits (``architectures.pe.iso_area``: PE area x ``pe_pnr_factor``); with both given
+the array must fit the budget.
 """
 
 from __future__ import annotations
@@ -28,43 +48,34 @@ from pydantic import Field, model_validator
 
 from architectures.base import Architecture, MemoryTier, register_template
 from architectures.energy import Sourced, energy_table
+from architectures.pe import PE, AnyPE, PECost, iso_area, pe_adapter
 from workloads.ops import GemmShape
-from workloads.precision import Precision, accumulator_for, bits_of, is_float
+from workloads.precision import bits_of
 from workloads.schema import FieldProblems, Schema, quantity
 
 __all__ = ["Dataflow", "DATAFLOWS", "PE", "VectorUnit", "SystolicMemory", "SystolicArray",
-           "FoldPlan", "fold_plan", "EnergyModel"]
+           "FoldPlan", "fold_plan", "EnergyModel", "StepCost", "MAC_STEP", "COMPUTE_MODELS"]
 
 Dataflow = Literal["os", "ws", "is"]
 DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
+COMPUTE_MODELS: tuple[str, ...] = ("fold", "tile")
 
 
-class PE(Schema):
-    """A processing element: a multiply-accumulate unit at one precision."""
+@dataclass(frozen=True)
+class StepCost:
+    """How a PE kind stretches the fold model (module docstring): ``dot_width`` elements of K per
+    step, ``step_cycles`` cycles per step, ``dequant_cycles`` at every ``dequant_group`` elements
+    of K (None: no per-group dequantization), and ``skew``: whether folds pay the pipeline's fill
+    and drain (False: the tile model)."""
 
-    kind: Literal["mac"] = Field("mac", description="PE kind (mac: one multiply-accumulate per cycle)")
-    precision: Precision = Field("int8", description="operand precision the multiplier takes")
-    accumulator: Precision | None = Field(None, description="accumulator precision (default: int32 "
-                                          "for integer PEs, fp32 for floating point)")
-    energy_pj_per_mac: quantity("energy", "energy per MAC; unset: from the energy table",
-                                alias="energy_per_mac", ge=0, default=None)
+    dot_width: int = 1
+    step_cycles: float = 1.0
+    dequant_group: int | None = None
+    dequant_cycles: float = 0.0
+    skew: bool = True
 
-    @property
-    def accumulator_precision(self) -> str:
-        return self.accumulator or accumulator_for(self.precision)
 
-    def supports(self, precision: str) -> bool:
-        """Whether an operand stored at ``precision`` runs on this PE without conversion.
-
-        Integer PEs take integers up to their width; floating-point PEs take floats up to their
-        width and integers narrower than their mantissa (converted on load).
-        """
-        if is_float(self.precision):
-            if is_float(precision):
-                return bits_of(precision) <= bits_of(self.precision) and not (
-                    precision == "bf16" and self.precision == "fp16")
-            return bits_of(precision) <= 8
-        return (not is_float(precision)) and bits_of(precision) <= bits_of(self.precision)
+MAC_STEP = StepCost()
 
 
 class VectorUnit(Schema):
@@ -114,14 +125,66 @@ class EnergyModel:
 
 @register_template("systolic_array")
 class SystolicArray(Architecture):
-    """An R x C systolic array of MAC PEs (os/ws/is) with SCALE-Sim's buffers and a vector unit."""
+    """An R x C systolic array of PEs (os/ws/is) with SCALE-Sim's buffers and a vector unit."""
 
     rows: int = Field(gt=0, description="PE rows (R)")
     cols: int = Field(gt=0, description="PE columns (C)")
     dataflow: Dataflow = Field("os", description="default dataflow: os | ws | is")
-    pe: PE = Field(PE(), description="processing element")
+    pe: AnyPE = Field(PE(), description="processing element: kind mac (default) | bitfusion | mixpe | "
+                       "bitmod | ant | olive | lut | tpe, and the kind's fields (architectures/pe.py)")
+    compute_model: Literal["fold", "tile"] = Field(
+        "fold", description="fold: SCALE-Sim's fold model | tile: BitMoD's analytic tile model "
+        "(output stationary, no fill/drain)")
+    pe_area_budget_mm2: quantity("area", "PE-array area budget for iso-area sizing: give rows or cols "
+                                 "and the other is derived (PE area x pe_pnr_factor)",
+                                 alias="pe_area_budget", gt=0, default=None)
+    pe_pnr_factor: float = Field(1.0, gt=0, le=10, description="place-and-route factor on PE area "
+                                 "(BitMoD uses 1.5)")
     memory: SystolicMemory = Field(description="operand buffers and DRAM")
     vector: VectorUnit = Field(VectorUnit(), description="vector unit for non-matrix ops")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_from_budget(cls, data):
+        """With ``pe_area_budget_mm2`` and one of rows/cols, derive the other (iso-area)."""
+        if not isinstance(data, dict) or data.get("pe_area_budget_mm2") is None:
+            return data
+        rows, cols = data.get("rows"), data.get("cols")
+        if rows is not None and cols is not None:
+            return data  # checked against the budget after validation
+        from architectures.area import area_table_for
+        from architectures.units import parse_quantity
+
+        try:
+            budget = parse_quantity(data["pe_area_budget_mm2"], "area")
+            pe = pe_adapter().validate_python(data.get("pe", {}))
+            table, _ = area_table_for(str(data.get("energy_table", "horowitz_45nm")))
+            pnr = float(data.get("pe_pnr_factor", 1.0))
+            rows = None if rows is None else int(rows)
+            cols = None if cols is None else int(cols)
+        except Exception:  # noqa: BLE001 - the fields' own validation reports bad values
+            return data
+        try:
+            r, c = iso_area(pe.area_um2(table).value, budget, rows=rows, cols=cols, pnr_factor=pnr,
+                            edge_area_um2=pe.edge_area_um2(table).value)
+        except ValueError as exc:
+            raise FieldProblems([("pe_area_budget_mm2", str(exc))]) from None
+        return {**data, "rows": r, "cols": c}
+
+    @model_validator(mode="after")
+    def _fits_budget_and_model(self) -> "SystolicArray":
+        bad = []
+        if self.pe_area_budget_mm2 is not None:
+            used = self.pe_array_area_mm2
+            if used > self.pe_area_budget_mm2 * (1 + 1e-9):
+                bad.append(("pe_area_budget_mm2", f"a {self.rows}x{self.cols} array of {self.pe.kind} PEs "
+                            f"takes {used:.4g} mm^2, over the budget of {self.pe_area_budget_mm2:g} mm^2"))
+        if self.compute_model == "tile" and self.dataflow != "os":
+            bad.append(("dataflow", f"compute_model 'tile' is output stationary; found dataflow "
+                        f"'{self.dataflow}' (write os)"))
+        if bad:
+            raise FieldProblems(bad)
+        return self
 
     @model_validator(mode="after")
     def _buffers_hold_an_edge(self) -> "SystolicArray":
@@ -140,8 +203,25 @@ class SystolicArray(Architecture):
         return self
 
     @property
-    def pes(self) -> int:
+    def pe_count(self) -> int:
+        """Physical PEs: rows x cols."""
         return self.rows * self.cols
+
+    @property
+    def pes(self) -> int:
+        """MAC lanes: rows x cols x the most MACs a PE does in a cycle (``pe.peak_macs``; 1 for
+        the mac kind). The peak and the denominator of utilization."""
+        return self.rows * self.cols * self.pe.peak_macs
+
+    @property
+    def pe_array_area_mm2(self) -> float:
+        """PE array area (PEs and per-row edge logic such as LUT tables) x ``pe_pnr_factor``."""
+        from architectures.area import area_table_for
+
+        table, _ = area_table_for(self.energy_table)
+        per_pe = self.pe.area_um2(table).value
+        edge = self.pe.edge_area_um2(table).value
+        return (self.rows * self.cols * per_pe + self.rows * edge) * self.pe_pnr_factor * 1e-6
 
     @property
     def vector_lanes(self) -> int:
@@ -169,14 +249,37 @@ class SystolicArray(Architecture):
 
         return systolic_area(self).total_mm2
 
-    def fold(self, gemm: GemmShape, dataflow: str | None = None) -> "FoldPlan":
-        return fold_plan(gemm, self.rows, self.cols, dataflow or self.dataflow)
+    def fold(self, gemm: GemmShape, dataflow: str | None = None, cost: StepCost | None = None) -> "FoldPlan":
+        """The fold plan of ``gemm``; ``cost``: the PE's step cost for the GEMM's precisions
+        (``step_cost``; None: the PE's nominal pair)."""
+        return fold_plan(gemm, self.rows, self.cols, dataflow or self.dataflow,
+                         cost if cost is not None else self.step_cost()[0])
+
+    def pe_cost(self, weights: str | None = None, activations: str | None = None) -> PECost:
+        """The PE's cost for a precision pair (None: its nominal formats)."""
+        return self.pe.cost(weights or self.pe.default_weights, activations or self.pe.precision,
+                            energy_table(self.energy_table))
+
+    def step_cost(self, weights: str | None = None, activations: str | None = None,
+                  group_size: int | None = None) -> tuple[StepCost, PECost]:
+        """How the fold model runs a GEMM with these operand precisions (module docstring);
+        ``group_size``: the weights' quantization group (None: not group-quantized)."""
+        pc = self.pe_cost(weights, activations)
+        skew = self.compute_model == "fold"
+        if pc.dot_width == 1 and pc.step_cycles == 1.0 and pc.dequant == "none" and skew:
+            return MAC_STEP, pc
+        c = pc.step_cycles
+        group = None
+        if group_size and pc.dequant == "per_weight":
+            c += pc.dequant_cycles
+        elif group_size and pc.dequant == "per_group" and pc.dequant_cycles:
+            group = group_size
+        return StepCost(pc.dot_width, c, group, pc.dequant_cycles if group else 0.0, skew), pc
 
     def energy_model(self) -> EnergyModel:
         table = energy_table(self.energy_table)
         p = self.pe.precision
-        mac = (Sourced(self.pe.energy_pj_per_mac, "set in the architecture (pe.energy_pj_per_mac)")
-               if self.pe.energy_pj_per_mac is not None else table.mac_pj(p))
+        mac = self.pe_cost().energy_pj_per_cycle
         vec = (Sourced(self.vector.energy_pj_per_op, "set in the architecture (vector.energy_pj_per_op)")
                if self.vector.energy_pj_per_op is not None else table.add_pj(p))
         reads, writes = {}, {}
@@ -229,6 +332,7 @@ class FoldPlan:
     row_folds: int
     col_folds: int
     fold_cycles: int
+    cost: StepCost = MAC_STEP  # how the PE stretches the fold (module docstring)
 
     @property
     def folds(self) -> int:
@@ -246,9 +350,12 @@ class FoldPlan:
     @property
     def compute_utilization(self) -> float:
         """Mapping efficiency x T / cycles-per-fold: the fraction of PE-cycles doing MACs within
-        the folds. Equals SCALE-Sim's "Compute Util" for os; for ws/is SCALE-Sim divides by a
-        fold C - 1 cycles longer than the fold it counts (simulator/SCALESIM.md)."""
-        return self.mapping_efficiency * self.T / self.fold_cycles
+        the folds (T steps of ``cost.step_cycles`` each). Equals SCALE-Sim's "Compute Util" for
+        os; for ws/is SCALE-Sim divides by a fold C - 1 cycles longer than the fold it counts
+        (simulator/SCALESIM.md)."""
+        if self.cost is MAC_STEP:
+            return self.mapping_efficiency * self.T / self.fold_cycles
+        return min(1.0, self.mapping_efficiency * self.T * self.cost.step_cycles / self.fold_cycles)
 
     @property
     def k_folds(self) -> int:
@@ -281,19 +388,32 @@ class FoldPlan:
         return self.gemm.groups * (self.k_folds - 1) * self.gemm.M * self.gemm.N
 
 
-def fold_plan(gemm: GemmShape, rows: int, cols: int, dataflow: str) -> FoldPlan:
-    """Fold ``gemm`` onto a ``rows`` x ``cols`` array (see the module docstring)."""
-    M, K, N = gemm.M, gemm.K, gemm.N
+def fold_plan(gemm: GemmShape, rows: int, cols: int, dataflow: str, cost: StepCost = MAC_STEP) -> FoldPlan:
+    """Fold ``gemm`` onto a ``rows`` x ``cols`` array of PEs whose step cost is ``cost`` (see
+    the module docstring)."""
+    M, N = gemm.M, gemm.N
+    d = cost.dot_width
+    K = gemm.K if d == 1 else -(-gemm.K // d)  # steps along the reduction
+    skew_os = rows + cols - 2 if cost.skew else 0
+    skew_ws = 2 * rows + cols - 2 if cost.skew else 0
     if dataflow == "os":
         Sr, Sc, T = M, N, K
-        fold_cycles = T + rows + cols - 2
+        steps = T + skew_os
+        k_fold = gemm.K
     elif dataflow == "ws":
         Sr, Sc, T = K, N, M
-        fold_cycles = 2 * rows + cols + T - 2
+        steps = skew_ws + T
+        k_fold = min(gemm.K, rows * d)
     elif dataflow == "is":
         Sr, Sc, T = K, M, N
-        fold_cycles = 2 * rows + cols + T - 2
+        steps = skew_ws + T
+        k_fold = min(gemm.K, rows * d)
     else:
         raise ValueError(f"unknown dataflow {dataflow!r}; expected one of {DATAFLOWS}")
+    if cost is MAC_STEP:
+        fold_cycles = steps
+    else:
+        dq = math.ceil(k_fold / cost.dequant_group) * cost.dequant_cycles if cost.dequant_group else 0.0
+        fold_cycles = max(1, math.ceil(steps * cost.step_cycles + dq - 1e-9))
     return FoldPlan(dataflow, rows, cols, gemm, Sr, Sc, T, math.ceil(Sr / rows), math.ceil(Sc / cols),
-                    fold_cycles)
+                    fold_cycles, cost)

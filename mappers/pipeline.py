@@ -71,6 +71,17 @@ class MapperOptions(Schema):
     attention_mapping: Literal["fusemax", "flat"] = Field(
         "fusemax", description="fusemax template: fusemax (one pass over K/V, online softmax on "
         "the 2D array) | flat (QK and AV on the 2D array, softmax on the 1D array, fused by rows)")
+    pim_placement: Literal["opb", "xpu", "pim"] = Field(
+        "opb", description="templates with PIM (gpu_pim): opb: each matrix operator runs on the "
+        "unit (xPU or PIM) whose roofline gives it the shorter time at its arithmetic intensity "
+        "(mappers.opb_placement); xpu: nothing on PIM; pim: every matrix operator PIM can run")
+    placement_overrides: dict[str, Literal["xpu", "pim"]] = Field(
+        default_factory=dict, description="templates with PIM: {operator-name pattern: xpu | pim} "
+        "(fnmatch, e.g. '*.attn.qk'); the first matching pattern wins over pim_placement")
+    expert_coprocessing: bool = Field(
+        False, description="templates with PIM: split each MoE layer's experts between the xPU and "
+        "PIM, fewest-token experts to PIM, so that both finish together (Duplex's expert "
+        "co-processing); false: each expert goes where its own arithmetic intensity sends it")
 
 
 class PassError(RuntimeError):
@@ -100,13 +111,14 @@ def mapper_pass(*, name: str, requires: tuple[str, ...] = ()):
     return deco
 
 
-DEFAULT_PASSES: tuple[str, ...] = ("place", "fuse", "place_tensors", "allocate", "plan")
+DEFAULT_PASSES: tuple[str, ...] = ("place", "place_pim", "fuse", "place_tensors", "allocate", "plan")
 
 
 def _load_builtin() -> None:
     from mappers import memory, passes, plan  # noqa: F401
     from mappers import gpu_plan  # noqa: F401  (the gpu template's planner and resources)
     from mappers import attention_plan, rdu_plan  # noqa: F401  (rdu and fusemax planners)
+    from mappers import hetero_plan, opb_placement  # noqa: F401  (gpu_pim: place_pim pass, planner)
 
 
 class Pipeline:

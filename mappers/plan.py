@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from architectures.systolic import DATAFLOWS, FoldPlan, SystolicArray
+from architectures.pe import PECost
+from architectures.systolic import DATAFLOWS, MAC_STEP, FoldPlan, StepCost, SystolicArray
 from mappers.annotations import LinkPlan, OpPlan, Placement, Tiling, Traffic
 from mappers.memory import Residency, TensorHomes
 from mappers.pipeline import MapperOptions, PassError, mapper_pass
@@ -218,9 +219,10 @@ def mapping_candidates(plan_of, wanted: str) -> list[tuple[str, LoopNest]]:
 
 
 def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, write_out,
-                   wanted: str) -> tuple[Tiling, Traffic]:
+                   wanted: str, step: StepCost | None = None) -> tuple[Tiling, Traffic]:
     """Evaluate candidates (sampled to the budget with the seed), reject invalid ones with their
-    reason, and keep the fastest (then the one moving the fewest off-chip bytes)."""
+    reason, and keep the fastest (then the one moving the fewest off-chip bytes). ``step``: the
+    PE's step cost for the op (None: the PE's nominal one)."""
     import random
 
     gemm = op.gemm()
@@ -228,7 +230,7 @@ def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, 
 
     def plan_of(df: str) -> FoldPlan:
         if df not in plans:
-            plans[df] = arch.fold(gemm, df)
+            plans[df] = arch.fold(gemm, df, step)
         return plans[df]
 
     default = (wanted if wanted != "auto" else arch.dataflow, DEFAULT_NEST)
@@ -270,9 +272,39 @@ def _operand_tensors(op: Op) -> dict[str, str]:
     return out
 
 
+def _pe_work(op: Op, arch: SystolicArray, fp: FoldPlan, pc: PECost) -> dict[str, float]:
+    """Energy of the PE array for one op (module docstring of architectures.systolic): active
+    PE-cycles x energy per PE-cycle (the tile model charges every PE every compute cycle), plus
+    dequantizations and LUT table builds. The mac kind gives macs x energy per MAC."""
+    g = op.gemm()
+    e = pc.energy_pj_per_cycle.value
+    out: dict[str, float] = {}
+    if arch.compute_model == "tile":
+        cycles = fp.compute_cycles * arch.pe_count
+        out["pe_cycles"] = cycles
+        out["mac_energy_pj"] = cycles * e
+    elif fp.cost is MAC_STEP and pc.dot_width == 1 and pc.step_cycles == 1.0:
+        out["mac_energy_pj"] = op.macs * e
+    else:
+        cycles = op.macs * pc.step_cycles / pc.dot_width
+        out["pe_cycles"] = cycles
+        out["mac_energy_pj"] = cycles * e
+    second = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
+    group = second.group_size if second.role == "weight" else None
+    if group and pc.dequant in ("per_group", "per_weight"):
+        ops = (g.groups * g.M * g.N * -(-g.K // group)) if pc.dequant == "per_group" else op.macs
+        out["dequant_ops"] = ops
+        out["dequant_energy_pj"] = ops * pc.dequant_energy_pj.value
+    if pc.table_build_adds:
+        builds = -(-fp.ifmap_reads // pc.dot_width)  # one table per activation group entering the array
+        out["lut_table_builds"] = builds
+        out["lut_table_energy_pj"] = builds * pc.table_build_adds * pc.table_add_pj.value
+    return out
+
+
 def _counters(op: Op, traffic: Traffic, residency: Residency, homes: TensorHomes, arch: SystolicArray,
               ctx: dict, macs: int, vector_ops: int, on_array: bool,
-              tiers_of: dict[str, str]) -> dict[str, float]:
+              tiers_of: dict[str, str], pe_work: dict[str, float] | None = None) -> dict[str, float]:
     em = arch.energy_model()
     c: dict[str, float] = {}
     for o in OPERANDS:
@@ -315,13 +347,21 @@ def _counters(op: Op, traffic: Traffic, residency: Residency, homes: TensorHomes
         sram += (traffic.sram_read[o] + traffic.dram_write[o]) * rd  # array reads, drains
         sram += (traffic.sram_write[o] + traffic.dram_read[o]) * wr  # array writes, fills
     sram += spill * em.sram_read_pj_per_byte["ifmap"].value
-    c["mac_energy_pj"] = macs * em.mac_pj.value if on_array else 0.0
+    extra = 0.0
+    if on_array and pe_work is not None:
+        for k, v in pe_work.items():
+            c[k] = v
+        extra = pe_work.get("dequant_energy_pj", 0.0) + pe_work.get("lut_table_energy_pj", 0.0)
+    else:
+        c["mac_energy_pj"] = macs * em.mac_pj.value if on_array else 0.0
     c["vector_energy_pj"] = vector_ops * em.vector_op_pj.value
     c["sram_energy_pj"] = sram
     c["dram_energy_pj"] = sum(per_tier_r.get(t, 0) * em.offchip_read_pj_per_byte[t].value
                               + per_tier_w.get(t, 0) * em.offchip_write_pj_per_byte[t].value
                               for t in arch.offchip_tiers())
     c["energy_pj"] = c["mac_energy_pj"] + c["vector_energy_pj"] + c["sram_energy_pj"] + c["dram_energy_pj"]
+    if extra:
+        c["energy_pj"] += extra
     return c
 
 
@@ -378,20 +418,29 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
     fused_ops = sum(f.vector_ops for f in fused)
     max_tiles = ctx["max_tiles"]
     annotations = []
+    pe_work = None
     if placement == "array":
         wanted = options.dataflow or arch.dataflow
         gemm = op.gemm()
+        second = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
+        step, pe_cost = arch.step_cost(second.precision, op.inputs[0].precision,
+                                       second.group_size if second.role == "weight" else None)
+        if arch.compute_model == "tile":  # BitMoD's analytic model: output stationary only
+            if wanted not in ("os", "auto"):
+                raise PassError(f"{op.name}: compute_model 'tile' is output stationary; mapper "
+                                f"dataflow '{wanted}' does not apply (use os or auto)")
+            wanted = "os"
         if options.search is not None and _within_budget(ctx, options):
-            tiling, traffic = search_mapping(op, arch, options, onchip, write_out, wanted)
+            tiling, traffic = search_mapping(op, arch, options, onchip, write_out, wanted, step)
             fp = tiling.plan
         elif wanted != "auto":
-            fp = arch.fold(gemm, wanted)
+            fp = arch.fold(gemm, wanted, step)
             traffic = systolic_traffic(op, fp, arch, onchip, write_out)
             tiling = Tiling(fp, "mapper option" if options.dataflow else "architecture")
         else:
             scored = []
             for df in DATAFLOWS:
-                fp = arch.fold(gemm, df)
+                fp = arch.fold(gemm, df, step)
                 t = systolic_traffic(op, fp, arch, onchip, write_out)
                 scored.append((estimate_cycles(fp, t, arch), t.dram_read_bytes + t.dram_write_bytes,
                                DATAFLOWS.index(df), fp, t))
@@ -405,6 +454,8 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
         compute_total = fp.compute_cycles
         info = {"dataflow": fp.dataflow, "folds": fp.folds, "mapping_efficiency": fp.mapping_efficiency,
                 "compute_utilization": fp.compute_utilization, "peak_macs_per_cycle": arch.pes}
+        if step is not MAC_STEP or pe_cost.dequant != "none" or pe_cost.table_build_adds:
+            pe_work = _pe_work(op, arch, fp, pe_cost)
         annotations.append(tiling)
     else:
         traffic = vector_traffic(op, onchip, write_out)
@@ -424,7 +475,7 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
         stores[tier][-1] += b
     starts = coalesce(n, max_tiles)
     counters = _counters(op, traffic, residency, homes, arch, ctx, op.macs, op.vector_ops + fused_ops,
-                         placement == "array", tiers_of)
+                         placement == "array", tiers_of, pe_work)
     gm = op.gemm() if op.is_matrix else None
     annotations.append(traffic)
     annotations.append(OpPlan(

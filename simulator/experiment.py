@@ -9,6 +9,7 @@ same result.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from workloads.errors import ConfigError, Problem, Problems
 from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.precision import Precision
 from workloads.schema import Schema, validate
+from workloads.serving import ServingSpec
 from workloads.yamlio import load_yaml, parse_yaml
 
 __all__ = ["Experiment", "ExperimentSpec", "WorkloadSpec", "load_experiment", "experiment_from_dict",
@@ -62,8 +64,9 @@ class WorkloadSpec(Schema):
     scalesim_format: Literal["conv", "gemm"] = Field("conv", description="topology CSV format")
     batch: int | None = Field(None, gt=0, description="batch size (models)")
     image_size: int | None = Field(None, gt=0, description="input resolution (CNN models)")
-    phase: Literal["prefill", "decode", "generate"] | None = Field(
-        None, description="LLMs: prefill | decode | generate (prefill, then decode)")
+    phase: Literal["prefill", "decode", "generate", "serving"] | None = Field(
+        None, description="LLMs: prefill | decode | generate (prefill, then decode) | serving "
+        "(continuous batching of the workload.serving section)")
     sequence: int | None = Field(None, gt=0, description="LLMs: prompt length (prefill) / tokens "
                                  "already in the KV cache at the first decode step (decode)")
     generate: int | None = Field(None, gt=0, description="LLMs: tokens to generate (decode, generate)")
@@ -75,6 +78,9 @@ class WorkloadSpec(Schema):
         "| {distribution: explicit, shares: [...]}")
     coe: CoESpec | None = Field(None, description="a composition-of-experts request stream "
                                 "(workloads.coe): {experts, expert_model, requests, routing, seed, ...}")
+    serving: ServingSpec | None = Field(None, description="an LLM served with continuous batching "
+                                        "(simulator.serving): {model, arrival, requests, input_length, "
+                                        "output_length, max_batch, kv_capacity, seed, ...}")
     precision: PrecisionSpec = Field(PrecisionSpec(), description="storage precisions")
 
 
@@ -116,6 +122,7 @@ class Experiment:
     source: str | None = None  # the YAML file it came from
     workload_spec: dict = field(default_factory=dict)
     llm: "LLMPlan | None" = None  # LLM phases to run (simulator.llm), None for one-graph workloads
+    serving: "ServingPlan | None" = None  # a continuous-batching run (simulator.serving)
 
     def resolved_config(self) -> dict[str, Any]:
         arch = {"template": self.architecture.template, **self.architecture.model_dump(mode="python")}
@@ -135,11 +142,14 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     from workloads.registry import MODELS, build_model, model_names
 
     probs = Problems(file, lines)
-    sources = [k for k in ("model", "config", "gemm", "scalesim_topology", "coe") if getattr(spec, k) is not None]
+    sources = [k for k in ("model", "config", "gemm", "scalesim_topology", "coe", "serving")
+               if getattr(spec, k) is not None]
     if len(sources) != 1:
-        probs.add("workload", "give exactly one of 'model', 'config', 'gemm', 'scalesim_topology', 'coe'"
-                  + (f"; found {', '.join(sources)}" if sources else ""))
+        probs.add("workload", "give exactly one of 'model', 'config', 'gemm', 'scalesim_topology', 'coe', "
+                  "'serving'" + (f"; found {', '.join(sources)}" if sources else ""))
         probs.raise_if_any()
+    if spec.serving is not None or spec.phase == "serving":
+        return _build_serving(spec, arch, file, lines, system)
     if spec.coe is not None and spec.batch is not None:
         probs.add(("workload", "batch"), "a CoE stream sets its requests' batch as workload.coe.batch")
     model_names()
@@ -158,18 +168,85 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     pe = getattr(arch, "pe", None)
     default = pe.precision if pe is not None else "fp16"
     prec = spec.precision
-    policy = PrecisionPolicy(weights=prec.weights or default, activations=prec.activations or default,
+    policy = PrecisionPolicy(weights=prec.weights or getattr(pe, "default_weights", default),
+                             activations=prec.activations or default,
                              kv_cache=prec.kv_cache, group_size=prec.group_size)
     if pe is not None:
-        for cls in ("weights", "activations"):
-            p = getattr(policy, cls)
-            if not pe.supports(p):
-                probs.add(("workload", "precision", cls),
-                          f"{p} cannot run on the architecture's {pe.precision} PE "
-                          f"(set workload.precision.{cls} or the preset's pe.precision)")
+        _check_pe_precisions(pe, policy, probs)
     probs.raise_if_any()
     resolved: dict[str, Any] = {"precision": {"weights": policy.weights, "activations": policy.activations,
                                               "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
+    graph, resolved, llm = _build_graph(spec, arch, policy, resolved, is_llm, file, probs, system)
+    if pe is not None and hasattr(pe, "problems"):
+        _check_pe_precisions(pe, policy, probs, graph)
+        _check_pe_groups(pe, graph, policy, probs)
+        probs.raise_if_any()
+    return graph, resolved, llm
+
+
+def _check_pe_precisions(pe, policy: PrecisionPolicy, probs: Problems, graph: OpGraph | None = None) -> None:
+    """Operand pairs the architecture's PE must run. PE kinds of architectures.pe check pairs:
+    before the graph is built, (weights, activations); after, every matrix op's (second operand,
+    first operand), e.g. attention's (KV cache, activations). Other templates' PEs check each
+    precision."""
+    if not hasattr(pe, "problems"):
+        if graph is None:
+            for cls in ("weights", "activations"):
+                p = getattr(policy, cls)
+                if not pe.supports(p):
+                    probs.add(("workload", "precision", cls),
+                              f"{p} cannot run on the architecture's {pe.precision} PE "
+                              f"(set workload.precision.{cls} or the preset's pe.precision)")
+        return
+    if graph is None:
+        pairs = {("weights", policy.weights, policy.activations): None}
+    else:
+        from workloads.ops import MatMul
+
+        pairs = {}
+        for op in graph.ops():
+            if not op.is_matrix:
+                continue
+            second = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
+            cls = {"weight": "weights", "kv_cache": "kv_cache"}.get(second.role, "activations")
+            pairs.setdefault((cls, second.precision, op.inputs[0].precision), op.name)
+    seen = set()
+    for (cls, w, a), where in pairs.items():
+        for msg in pe.problems(w, a):
+            if msg in seen:
+                continue
+            seen.add(msg)
+            key = "activations" if msg.startswith(f"{a} activations") else cls
+            at = f" in '{where}'" if where else ""
+            probs.add(("workload", "precision", key),
+                      f"{msg}{at} (architecture pe.kind '{pe.kind}'; set workload.precision.{key} or "
+                      f"choose another PE)")
+
+
+def _check_pe_groups(pe, graph: OpGraph, policy: PrecisionPolicy, probs: Problems) -> None:
+    """A PE that dequantizes per group needs groups that tile the reduction dimension."""
+    g = policy.group_size
+    dequant = getattr(pe, "dequant", "none")
+    if not g or dequant == "none":
+        return
+    bad = {}
+    for op in graph.ops():
+        if op.is_matrix and op.weights and op.weights[0].group_size:
+            K = op.gemm().K
+            if K % g:
+                bad.setdefault(K, op.name)
+    for K, name in sorted(bad.items()):
+        probs.add(("workload", "precision", "group_size"),
+                  f"group size {g} does not divide the reduction dimension K = {K} of '{name}' "
+                  f"(K / {g} = {K / g:g}); the {pe.kind} PE dequantizes once per group of K "
+                  f"(choose a divisor of {K}, e.g. {math.gcd(K, g)})")
+
+
+def _build_graph(spec: WorkloadSpec, arch: Architecture, policy: PrecisionPolicy, resolved: dict,
+                 is_llm: bool, file: str | None, probs: Problems,
+                 system: SystemSpec | None) -> tuple[OpGraph, dict, "LLMPlan | None"]:
+    from workloads.registry import build_model
+
     try:
         if is_llm:
             return _build_llm(spec, policy, resolved, file, probs, system)
@@ -209,6 +286,38 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
         probs.add("workload", str(exc))
         probs.raise_if_any()
     return graph, resolved, None
+
+
+def _build_serving(spec: WorkloadSpec, arch: Architecture, file: str | None, lines: dict | None,
+                   system: SystemSpec | None) -> tuple[OpGraph, dict, "ServingPlan"]:
+    """A continuous-batching run (simulator.serving): phase 'serving' with a serving section."""
+    from simulator.serving import build_serving_workload
+
+    probs = Problems(file, lines)
+    if spec.serving is None:
+        probs.add(("workload", "phase"), "phase 'serving' needs a workload.serving section "
+                  "{model, arrival, requests, input_length, output_length, ...}")
+    elif spec.phase not in (None, "serving"):
+        probs.add(("workload", "phase"), f"a workload.serving section runs phase 'serving', found {spec.phase!r}")
+    for key in ("batch", "sequence", "generate", "image_size"):
+        if getattr(spec, key) is not None:
+            probs.add(("workload", key), "not used by serving: requests set their lengths "
+                      "(workload.serving.input_length / output_length), max_batch the batch")
+    probs.raise_if_any()
+    prec = spec.precision
+    policy = PrecisionPolicy(weights=prec.weights or "fp16", activations=prec.activations or "fp16",
+                             kv_cache=prec.kv_cache, group_size=prec.group_size)
+    try:
+        graph, resolved, plan = build_serving_workload(spec.serving, arch, policy, system, file=file,
+                                                       expert_load=spec.expert_load)
+    except ConfigError as exc:
+        raise ConfigError([Problem(p.file or file, p.path, p.message,
+                                   p.line if p.file and p.line else probs.line_of(tuple(p.path.split("."))), p.hint)
+                           for p in exc.problems]) from None
+    resolved = {**resolved, **({"expert_load": spec.expert_load} if spec.expert_load is not None else {}),
+                "precision": {"weights": policy.weights, "activations": policy.activations,
+                              "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
+    return graph, resolved, plan
 
 
 def _build_llm(spec: WorkloadSpec, policy: PrecisionPolicy, resolved: dict, file: str | None,
@@ -306,9 +415,12 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
     if problems:
         raise ConfigError(problems)
     assert spec is not None and arch is not None and graph is not None
+    from simulator.serving import ServingPlan
+
+    serving = llm if isinstance(llm, ServingPlan) else None
     return Experiment(name=spec.name, architecture=arch, workload=graph, mapper=spec.mapper,
                       engine=spec.engine, outputs=spec.outputs, description=spec.description,
-                      source=file, workload_spec=resolved, llm=llm)
+                      source=file, workload_spec=resolved, llm=None if serving else llm, serving=serving)
 
 
 def load_experiment(path: str | Path) -> Experiment:

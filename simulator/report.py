@@ -106,9 +106,9 @@ def summary_lines(result: SimResult) -> list[tuple[str, str]]:
          f"{int(m['stall_busy_cycles']):,} cycles"),
         ("SRAM reads / writes", f"{_si(m.get('sram_read_bytes', 0), 'B')} / {_si(m.get('sram_write_bytes', 0), 'B')}"),
         ("DRAM reads / writes", f"{_si(m.get('dram_read_bytes', 0), 'B')} / {_si(m.get('dram_write_bytes', 0), 'B')}"),
-        ("energy", f"{m['energy_pj'] * 1e-6:.4g} uJ (MAC {m.get('mac_energy_pj', 0) * 1e-6:.3g}, "
-                   f"SRAM {m.get('sram_energy_pj', 0) * 1e-6:.3g}, DRAM {m.get('dram_energy_pj', 0) * 1e-6:.3g}, "
-                   f"vector {m.get('vector_energy_pj', 0) * 1e-6:.3g})"),
+        ("energy", f"{m['energy_pj'] * 1e-6:.4g} uJ (" + ", ".join(
+            f"{k.removesuffix('_energy_pj').replace('_', ' ')} {m[k] * 1e-6:.3g}"
+            for k in sorted(m, key=lambda k: -m[k]) if k.endswith("_energy_pj") and m[k] > 0) + ")"),
     ]
 
 

@@ -72,6 +72,10 @@ def run_experiment(experiment: Experiment | str | Path, *, engine: str | None = 
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     engine = engine or exp.engine
     batch = int(exp.workload.meta.get("batch", 1))
+    if exp.serving is not None:  # continuous batching (simulator.serving)
+        from simulator.serving import run_serving
+
+        return run_serving(exp, engine=engine)
     if exp.llm is not None:
         from simulator.llm import run_llm
 

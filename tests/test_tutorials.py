@@ -19,14 +19,16 @@ FILES = sorted(TUTORIALS.glob("*.yaml"))
 
 
 def test_the_path_is_numbered_and_every_file_is_in_the_readme():
-    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "07"]
+    steps = [f.name[:2] for f in FILES]
+    assert steps == sorted(set(steps)) and {"01", "02", "03", "04", "06", "07"} <= set(steps)
     for f in FILES:
         assert f"`{f.name}`" in README, f"{f.name} is not in the README"
     for step in ("01", "02", "03", "04", "05", "06", "07"):
         assert re.search(rf"^## {step}: ", README, re.M), f"no section for step {step}"
-    # steps 05 and 06 wait for features that do not exist yet: no file, and the README says so
-    assert not list(TUTORIALS.glob("05_*")) and not list(TUTORIALS.glob("06_*"))
-    assert "## 05: quantized PEs (coming)" in README and "## 06: PIM for decode attention (coming)" in README
+    # a step waiting for a feature has no file, and the README says so
+    if not list(TUTORIALS.glob("05_*")):
+        assert "## 05: quantized PEs (coming)" in README
+    assert "## 06: PIM for decode attention\n" in README
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
@@ -80,6 +82,25 @@ def test_07_writes_a_pareto_front(tmp_path):
     assert (tmp_path / "07_first_sweep" / "pareto.csv").is_file()
 
 
+def test_05_mixpe_beats_int8_macs_and_per_group_dequantization_saves_energy(tmp_path):
+    rows = _sweep(tmp_path, "05_quantized_pes")
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    mac, group, weight = ({k: float(r[k]) for k in ("cycles", "energy_pj", "macs")} for r in rows)
+    assert mac["cycles"] / group["cycles"] == pytest.approx(2.6, abs=0.05)
+    assert group["energy_pj"] < mac["energy_pj"] / 2 + 1e9 and weight["energy_pj"] > group["energy_pj"]
+    assert weight["cycles"] > group["cycles"]
+    for r in rows:
+        assert f"{int(float(r['cycles'])):,}" in README
+    import json
+
+    points = [json.loads(line)["metrics"] for line in (tmp_path / "05_quantized_pes" / "sweep.jsonl").open()]
+    assert "dequant_ops" not in points[0]
+    # per weight: one per MAC of the projections; per group: one per 128 of them
+    assert points[2]["dequant_ops"] == 128 * points[1]["dequant_ops"] < points[2]["macs"]
+    for p in points[1:]:
+        assert f"{int(p['dequant_ops']):,}" in README
+
+
 def test_02_explain_says_what_the_readme_quotes():
     from simulator.explain import explain_experiment
 
@@ -107,3 +128,21 @@ def test_04_prefill_and_decode_sit_where_the_readme_says():
     assert 128 <= min(prefill) and max(prefill) <= 256
     assert max(decode) == pytest.approx(0.5, rel=1e-3)
     assert "128-256 MACs per DRAM byte" in README and "decode layers sit at 0.5 MAC/B" in README
+
+
+def test_06_puts_decode_attention_on_pim_and_prefill_gemms_on_the_xpu(tmp_path):
+    from simulator.experiment import experiment_from_dict
+    from simulator.run import run_experiment
+    from workloads.yamlio import load_yaml
+
+    rows = _sweep(tmp_path, "06_pim_decode_attention")
+    tps = {r["mapper.pim_placement"]: float(r["throughput_tokens_per_s"]) for r in rows}
+    assert tps["opb"] > tps["xpu"]
+    assert f"gives {tps['xpu']:.0f} and {tps['opb']:.0f} tokens/s" in README
+    data, _ = load_yaml(TUTORIALS / "06_pim_decode_attention.yaml")
+    data.pop("sweep")
+    r = run_experiment(experiment_from_dict(data))
+    decode_attention = [l for l in r.layers if l.name.startswith("decode:") and l.name.endswith((".attn.qk", ".attn.av"))]
+    prefill_gemms = [l for l in r.layers if l.name.startswith("prefill:layers.") and l.kind == "linear"]
+    assert decode_attention and {l.unit for l in decode_attention} == {"pim"}
+    assert prefill_gemms and {l.unit for l in prefill_gemms} == {"gpu"}

@@ -75,3 +75,4 @@ def _load_builtin() -> None:
     from workloads import cnn  # noqa: F401
     from workloads import llm  # noqa: F401
     from workloads import attention, llm_layer  # noqa: F401  (FuseMax attention workloads, one-layer LLMs)
+    from workloads import vit  # noqa: F401  (Vision Transformers)

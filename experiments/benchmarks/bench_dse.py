@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -67,17 +68,26 @@ def rows_without_time(folder: Path) -> list[dict]:
     return out
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished child processes (the workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(name: str, make, study, workdir: Path) -> dict:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     with make() as backend:
         backend.warm_up()
         started = time.perf_counter() - t0
         outcome = run_sweep(study, workdir / name, backend=backend)
+        workers = backend.workers
     total = time.perf_counter() - t0
+    cpu = _cpu() - c0  # workers are reaped when the backend closes
     n = outcome.ran
     return {"backend": name, "points": n, "ok": outcome.by_status.get("ok", 0),
             "steady_per_min": 60 * n / outcome.elapsed_s, "end_to_end_per_min": 60 * n / total,
-            "startup_s": started, "rows": rows_without_time(workdir / name)}
+            "startup_s": started, "cpu_share": cpu / (max(workers, 1) * total),
+            "rows": rows_without_time(workdir / name)}
 
 
 def main() -> None:
@@ -126,10 +136,14 @@ def main() -> None:
             results[-1]["backend"] = name
     one = next(r for r in results if r["backend"] == "processes x1")["steady_per_min"]
     print(f"\nResNet-50 sweep, {args.points} design points per backend (analytical engine, layer fidelity)")
-    print(f"{'backend':16s} {'points/min':>11s} {'end-to-end':>11s} {'start-up':>9s} {'vs 1 worker':>12s}  ok")
+    print(f"{'backend':16s} {'points/min':>11s} {'end-to-end':>11s} {'start-up':>9s} {'vs 1 worker':>12s} "
+          f"{'CPU share':>10s}  ok")
     for r in results:
         print(f"{r['backend']:16s} {r['steady_per_min']:11.0f} {r['end_to_end_per_min']:11.0f} "
-              f"{r['startup_s']:8.2f}s {r['steady_per_min'] / one:11.2f}x  {r['ok']}/{r['points']}")
+              f"{r['startup_s']:8.2f}s {r['steady_per_min'] / one:11.2f}x {r['cpu_share'] * 100:9.0f}%  "
+              f"{r['ok']}/{r['points']}")
+    print("CPU share: CPU time of this process and its workers over (workers x wall time), end to end; "
+          "well below 100 % means other programs had the cores")
     same = all(r["rows"] == results[0]["rows"] for r in results)
     print(f"\nevery backend wrote the same rows: {same}")
     print(f"load average (1 min) before / after: {load0:.2f} / {os.getloadavg()[0]:.2f} on "

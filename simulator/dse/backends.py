@@ -9,8 +9,12 @@ backends only change where and when it runs.
 Worker death: with processes, when a worker dies (the pool breaks) the points that were in
 flight are run again one at a time in a fresh pool; a point that kills its worker while running
 alone is yielded with ``status: "lost"``. Dask retries a task whose worker died (up to its
-``distributed.scheduler.allowed-failures``) and then reports it lost. ``--resume`` runs lost
+``distributed.scheduler.allowed-failures``); the backend then runs the points of a failed
+chunk one per task and reports a point lost only when it fails alone. ``--resume`` runs lost
 points again.
+
+Dask sends points in chunks of up to ``MAX_CHUNK`` per task (at least 4 chunks per worker),
+which keeps the scheduler's per-task cost (a few ms) small next to a point's.
 """
 
 from __future__ import annotations
@@ -190,6 +194,14 @@ class ProcessBackend(Backend):
         self._shutdown()
 
 
+MAX_CHUNK = 8
+
+
+def evaluate_chunk(fn: Callable, ctx: EvalContext, tasks: list[Task]) -> list[dict]:
+    """Run ``fn(ctx, task)`` for a few tasks in one Dask task (module level: workers import it)."""
+    return [fn(ctx, task) for task in tasks]
+
+
 def _ready() -> bool:
     import simulator.dse.evaluate  # noqa: F401
     import simulator.run  # noqa: F401
@@ -217,10 +229,15 @@ class DaskBackend(Backend):
         self._cluster = None
         self.address = address
         if address == "local":
+            import dask
+
             n = max(1, int(workers or os.cpu_count() or 1))
-            self._cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=logging.ERROR)
+            # the workers' statistical profiler samples every task's stack every 10 ms: a few ms
+            # per point of pure-Python simulation that nobody reads here
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.ERROR)
             self.client = distributed.Client(self._cluster)
         else:
             full, host, port = _scheduler_address(address)
@@ -241,29 +258,41 @@ class DaskBackend(Backend):
     def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
         distributed = require("distributed", "--cluster")
         pending = deque(tasks)
+        # Points travel in chunks of a few (one Dask task each), so that the scheduler's per-task
+        # cost is shared; a chunk that fails (its worker died, after Dask's own retries) is split
+        # and its points run one per task, so only a point that kills its worker alone is lost.
         # The context travels with each task (a few kB) rather than scattered once: data
         # scattered to a worker that dies is lost for good, and every task needing it with it.
-        futures: dict = {}
+        chunk = max(1, min(MAX_CHUNK, len(pending) // (4 * self.workers)))
+        singles: deque[Task] = deque()
+        futures: dict = {}  # future -> list of tasks
         queue = distributed.as_completed()
-        limit = 4 * self.workers
+        limit = 2 * self.workers
 
         def submit() -> None:
-            while pending and len(futures) < limit:
-                task = pending.popleft()
-                fut = self.client.submit(fn, ctx, task, pure=False)
-                futures[fut] = task
+            while (singles or pending) and len(futures) < limit:
+                if singles:
+                    part = [singles.popleft()]
+                else:
+                    part = [pending.popleft() for _ in range(min(chunk, len(pending)))]
+                fut = self.client.submit(evaluate_chunk, fn, ctx, part, pure=False)
+                futures[fut] = part
                 queue.add(fut)
 
         submit()
         try:
             for fut in queue:
-                task = futures.pop(fut)
+                part = futures.pop(fut)
                 try:
-                    row = fut.result()
+                    rows = fut.result()
                 except Exception as exc:  # noqa: BLE001 - KilledWorker and friends
-                    row = lost_row(task, f"{type(exc).__name__}: {exc}; --resume runs it again")
+                    if len(part) > 1:
+                        singles.extend(part)
+                        rows = []
+                    else:
+                        rows = [lost_row(part[0], f"{type(exc).__name__}: {exc}; --resume runs it again")]
                 fut.release()
-                yield row
+                yield from rows
                 submit()
         finally:
             for fut in futures:

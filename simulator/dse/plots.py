@@ -245,10 +245,7 @@ def _run_plots(folder: Path, out: Path) -> list[Path]:
     files += [util] if util else []
     arch = _architecture(folder / "resolved_config.yaml")
     if arch is not None:
-        if hasattr(arch, "roofline"):
-            peak, bandwidth = arch.roofline()
-        else:
-            peak, bandwidth = getattr(arch, "peak_macs_per_s", 0.0), arch.memory.dram.bandwidth_bytes_per_s
+        peak, bandwidth = arch.roofline()  # every template has one
         files.append(base.plot_roofline(result, out / "roofline.png", peak, bandwidth))
     return files
 

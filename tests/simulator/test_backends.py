@@ -127,10 +127,23 @@ def test_a_dying_worker_costs_only_its_point_and_resume_reruns_it(study, tmp_pat
     assert rows_of(tmp_path / "out") == rows_of(tmp_path / "ref")
 
 
+def raise_on_rows_24(ctx, task):
+    """A point evaluator that breaks its contract (raises) on one design."""
+    if task[2].get("architecture.rows") == 24 and task[2].get("mapper.dataflow") == "ws":
+        raise RuntimeError("boom")
+    return evaluate(ctx, task)
+
+
 def test_dask_retries_a_task_whose_worker_died_then_records_it_lost(study, tmp_path):
     pytest.importorskip("distributed")
+    big = tmp_path / "big.yaml"
+    big.write_text(EXP.replace("[8, 16, 24, 32]", "[8, 16, 24, 32, 40, 48, 56, 64]"))
     with DaskBackend("local", 2) as b:
+        # 16 points go in chunks of 2; the chunk that fails is split and only its bad point is lost
+        chunked = run_sweep(load_study(big), tmp_path / "chunked", backend=b, fn=raise_on_rows_24)
         out = run_sweep(study, tmp_path / "out", backend=b, fn=crash_on_rows_24)
+    assert chunked.by_status == {"ok": 15, "lost": 1}
+    assert "boom" in next(r["error"] for r in chunked.rows if r["status"] == "lost")
     crasher = {"architecture.rows": 24, "mapper.dataflow": "ws"}
     lost = [r for r in out.rows if r["status"] != "ok"]
     # the crasher is lost; a task queued on a dying worker may die with it often enough to be

@@ -18,7 +18,7 @@ from workloads.precision import storage_bytes
 from workloads.registry import MODELS, build_model, model_names
 
 SHIPPED = ["bert-base", "gpt3-175b", "llama-2-13b", "llama-2-70b", "llama-2-7b", "llama-3-70b",
-           "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-6.7b"]
+           "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-1.3b", "opt-6.7b", "phi-2", "yi-6b"]
 DECODERS = [n for n in SHIPPED if n != "bert-base"]
 
 
@@ -61,6 +61,15 @@ PUBLISHED = {
     "gpt3-175b": (175.0e9, 0.005),
     # Devlin et al. 2019, Section 3: BERT-BASE 110M (BertModel with the pooler)
     "bert-base": (110e6, 0.005),
+    # Zhang et al. 2022 (OPT), Table 1: 1.3B (a rounded model name; 1.316 B counted with the LM
+    # head tied to the embedding, as HF's OPTForCausalLM is)
+    "opt-1.3b": (1.3e9, 0.015),
+    # Young et al. 2024 (Yi), HF model card 01-ai/Yi-6B: 6.06 B parameters
+    "yi-6b": (6.06e9, 0.001),
+    # Microsoft, Phi-2 model card: 2.7 B; HF PhiForCausalLM has 2.780 B. Tessera's gpt3 family
+    # adds a learned position table (2048 x 2560) and a second LayerNorm per layer and drops the
+    # LM head's bias: 2.785 B, +0.19 % (see the config's _source)
+    "phi-2": (2.78e9, 0.003),
 }
 
 # exact counts: sum(p.numel() for p in model.parameters()) of the HF models
@@ -69,6 +78,12 @@ EXACT = {
     "llama-3-8b": 8_030_261_248,  # LlamaForCausalLM, meta-llama/Meta-Llama-3-8B
     "mixtral-8x7b": 46_702_792_704,  # MixtralForCausalLM, mistralai/Mixtral-8x7B-v0.1
     "bert-base": 109_482_240,  # BertModel, bert-base-uncased
+    # OPTForCausalLM, facebook/opt-1.3b: embedding 50272 x 2048 + positions 2050 x 2048 + 24 layers
+    # x 50,358,272 + final LayerNorm 4096 (LM head tied)
+    "opt-1.3b": 1_315_758_080,
+    # LlamaForCausalLM, 01-ai/Yi-6B: 2 x 64000 x 4096 (embedding, LM head) + 32 layers x
+    # 173,023,232 + final RMSNorm 4096
+    "yi-6b": 6_061_035_520,
 }
 
 

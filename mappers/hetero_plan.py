@@ -102,11 +102,6 @@ def _exchange_through_dram(op: Op, graph: OpGraph, ctx: dict) -> None:
 @planner("gpu_pim")
 def plan_gpu_pim(op: Op, graph: OpGraph, arch: GpuPim, options: MapperOptions, ctx: dict):
     """PIM operators with the PIM model; the rest with the gpu planner (see the docstring)."""
-    if "pim_budget" not in ctx:  # the plan pass's tile budget counts xPU operators only
-        ctx["pim_budget"] = True
-        running = sum(1 for o in graph.ops() if graph.get(o.name, Placement).unit in ("array", "vector", "pim"))
-        if ctx.get("max_tiles", 1) > 1:
-            ctx["max_tiles"] = max(1, min(options.max_tiles_per_layer, options.max_tasks // max(1, 3 * running)))
     if graph.get(op.name, Placement).unit == "pim":
         return _plan_pim(op, arch, options, ctx)
     _exchange_through_dram(op, graph, ctx)

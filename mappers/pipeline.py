@@ -163,7 +163,7 @@ def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
     """Structural checks after a pass: acyclic, shapes present, annotations the passes promise."""
     import networkx as nx
 
-    from mappers.annotations import OpPlan, Placement, Tiling
+    from mappers.annotations import LinkPlan, OpPlan, Placement, Tiling
 
     out = []
     if not nx.is_directed_acyclic_graph(graph.nx):
@@ -174,7 +174,7 @@ def lint_graph(graph: OpGraph, done: list[str]) -> list[str]:
         if "place" in done and not graph.has(op.name, Placement):
             out.append(f"{op.name}: not placed")
         runs = "place" in done and graph.get(op.name, Placement).unit not in ("none", "fused")
-        if "plan" in done and runs and not graph.has(op.name, OpPlan):
+        if "plan" in done and runs and not (graph.has(op.name, OpPlan) or graph.has(op.name, LinkPlan)):
             out.append(f"{op.name}: not planned")
         if "plan" in done and runs and op.is_matrix and graph.get(op.name, Placement).unit == "array" \
                 and not graph.has(op.name, Tiling):

@@ -65,7 +65,7 @@ def plan(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     for op in g.ops():
         for t in op.inputs:
             first_reader.setdefault(t.name, op.name)
-    running = sum(1 for op in g.ops() if g.get(op.name, Placement).unit in ("array", "vector"))
+    running = sum(1 for op in g.ops() if g.get(op.name, Placement).unit not in ("none", "fused", "link"))
     # a tile is up to three tasks (load, compute, store): keep the program near max_tasks
     tiles = max(1, min(options.max_tiles_per_layer, options.max_tasks // max(1, 3 * running)))
     ctx = {"fused_by": fused_by, "graph_inputs": {t.name for t in g.graph_inputs},

@@ -123,11 +123,15 @@ class Experiment:
     workload_spec: dict = field(default_factory=dict)
     llm: "LLMPlan | None" = None  # LLM phases to run (simulator.llm), None for one-graph workloads
     serving: "ServingPlan | None" = None  # a continuous-batching run (simulator.serving)
+    system: SystemSpec | None = None  # several devices (architectures.system)
 
     def resolved_config(self) -> dict[str, Any]:
+        """The experiment with every default filled in: loading it again gives the same run."""
         arch = {"template": self.architecture.template, **self.architecture.model_dump(mode="python")}
-        return {"name": self.name, "description": self.description, "architecture": arch,
-                "workload": self.workload_spec, "mapper": self.mapper.model_dump(),
+        out = {"name": self.name, "description": self.description, "architecture": arch}
+        if self.system is not None:
+            out["system"] = self.system.model_dump(mode="python", exclude_none=True)
+        return {**out, "workload": self.workload_spec, "mapper": self.mapper.model_dump(),
                 "engine": self.engine, "outputs": self.outputs.model_dump()}
 
 
@@ -368,8 +372,11 @@ def _build_llm(spec: WorkloadSpec, policy: PrecisionPolicy, resolved: dict, file
             g.meta["link"] = link
         return g
 
+    from workloads.llm_parallel import Parallelism
+
     plan = LLMPlan(phase=phase, batch=batch, sequence=sequence, generate=generate,
-                   decode_steps=spec.decode_steps, build=build_phase)
+                   decode_steps=spec.decode_steps, build=build_phase,
+                   parallelism=Parallelism(**options.get("parallelism", {})))
     # the graph users inspect (validated now, so bad options fail at load): the first one run
     graph = plan.prefill_graph() if phase != "decode" else plan.decode_graph(sequence)
     resolved = {**source, "phase": phase, "batch": batch, "sequence": sequence,
@@ -420,7 +427,8 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
     serving = llm if isinstance(llm, ServingPlan) else None
     return Experiment(name=spec.name, architecture=arch, workload=graph, mapper=spec.mapper,
                       engine=spec.engine, outputs=spec.outputs, description=spec.description,
-                      source=file, workload_spec=resolved, llm=None if serving else llm, serving=serving)
+                      source=file, workload_spec=resolved, llm=None if serving else llm, serving=serving,
+                      system=spec.system)
 
 
 def load_experiment(path: str | Path) -> Experiment:

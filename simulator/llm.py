@@ -8,6 +8,12 @@ tokens of all sequences per second of the whole run; prompt tokens per second fo
 alone), ``energy_pj_per_token`` (per generated token; per prompt token for prefill alone),
 ``prefill_cycles``, ``decode_cycles``, ``prompt_tokens`` and ``generated_tokens``.
 
+Several devices: the layers are what the simulated graph's devices did (one tensor-parallel
+device; device 0's data-parallel attention under expert parallelism); ``energy_pj`` sums them.
+The run's totals count every device (``Parallelism.replicas``): ``system_energy_pj``,
+``energy_pj_per_token`` and ``power_w``; ``area_mm2`` and ``sram_bytes`` are ``devices`` x one
+device's, so ``throughput_per_mm2`` is per mm^2 of the whole system.
+
 Decode steps: step i of ``generate`` runs with ``sequence + i`` tokens in the KV cache. With
 ``decode_steps: mean`` one step is simulated, at the mean context ``sequence + (generate - 1) / 2``
 rounded half up, and scaled to all steps: when a step's cost is affine in the context, as
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 from simulator.result import LayerResult, ResourceStats, SimResult
 from workloads.graph import OpGraph
+from workloads.llm_parallel import SINGLE, Parallelism
 
 __all__ = ["LLMPlan", "run_llm", "decode_samples"]
 
@@ -39,6 +46,7 @@ class LLMPlan:
     generate: int
     decode_steps: str  # mean | all
     build: Callable[..., OpGraph]  # build(phase="prefill"|"decode", context=int|None) -> OpGraph
+    parallelism: Parallelism = SINGLE  # how the graphs split the model over devices
 
     def prefill_graph(self) -> OpGraph:
         return self.build(phase="prefill", context=None)
@@ -120,9 +128,10 @@ def run_llm(plan: LLMPlan, simulate_graph: Callable[[OpGraph], SimResult], *, na
                          architecture=base.architecture, workload=base.workload.rsplit("-", 1)[0],
                          freq_hz=freq, cycles=total, peak_macs_per_cycle=base.peak_macs_per_cycle,
                          layers=tuple(layers), resources=stats, timeline=base.timeline)
-    energy = combined.energy_pj
+    par = plan.parallelism
+    energy = sum(l.energy_pj * par.replicas(l.name, l.kind) for l in layers)  # every device's
     seconds = total / freq
-    extra = {"prefill_cycles": offset, "decode_cycles": round(decode_cycles),
+    extra = {"devices": par.devices, "system_energy_pj": energy, "prefill_cycles": offset, "decode_cycles": round(decode_cycles),
              "prompt_tokens": prompt_tokens, "generated_tokens": generated,
              "ttft_s": offset / freq if prefill else 0.0,
              "tpot_s": decode_cycles / plan.generate / freq if generated else 0.0}
@@ -132,10 +141,10 @@ def run_llm(plan: LLMPlan, simulate_graph: Callable[[OpGraph], SimResult], *, na
     else:
         extra["throughput_tokens_per_s"] = prompt_tokens / seconds if seconds else 0.0
         extra["energy_pj_per_token"] = energy / prompt_tokens if prompt_tokens else 0.0
-    # per-design constants carry over; rates are recomputed for the whole run
+    # per-design constants carry over (for every device); rates are recomputed for the whole run
     for key in ("area_mm2", "sram_bytes"):
         if key in base.extra:
-            extra[key] = base.extra[key]
+            extra[key] = base.extra[key] * par.devices
     extra["power_w"] = energy * 1e-12 / seconds if seconds else 0.0
     if extra.get("area_mm2"):
         extra["throughput_per_mm2"] = extra["throughput_tokens_per_s"] / extra["area_mm2"]

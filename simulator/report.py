@@ -78,7 +78,8 @@ def write_results(result: SimResult, out_dir: str | Path, resolved_config: dict 
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
     written = []
-    for name, text in (("results.json", results_json(result)), ("layers.csv", layers_csv(result))):
+    files = {"results.json": results_json(result), "layers.csv": layers_csv(result), **result.extra_files()}
+    for name, text in files.items():
         atomic_write(out / name, text)
         written.append(out / name)
     if resolved_config is not None:

@@ -213,6 +213,11 @@ class SimResult:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def extra_files(self) -> dict[str, str]:
+        """Result files beyond ``results.json``/``layers.csv`` (name -> text) that
+        ``simulator.report.write_results`` writes next to them; a serving run adds ``requests.csv``."""
+        return {}
+
     # ---- notebooks: a table and figures (simulator.notebook, simulator.plots) ----
     def _repr_html_(self) -> str:
         """Jupyter: the key metrics and one row per layer as an HTML table."""

@@ -151,6 +151,9 @@ class ServingResult(SimResult):
         out["requests"] = [r.row() for r in self.requests]
         return out
 
+    def extra_files(self) -> dict[str, str]:
+        return {"requests.csv": requests_csv(self)}
+
 
 def requests_csv(result: ServingResult) -> str:
     buf = io.StringIO()
@@ -313,15 +316,6 @@ class _Shape:
 def _running(result: SimResult) -> int:
     """Operators the plan pass tiled (every simulated layer but the collectives on links)."""
     return sum(1 for l in result.layers if l.kind != "collective")
-
-
-def _replicas(layer: LayerResult, par: Parallelism) -> int:
-    """Devices doing this simulated layer's work (see the module docstring)."""
-    if par.tensor > 1:
-        return par.tensor
-    if par.expert > 1:
-        return 1 if layer.kind == "collective" or ".moe.expert" in layer.name else par.expert
-    return 1
 
 
 def _c_weights(context: float, bucket: int) -> list[tuple[int, float]]:
@@ -506,7 +500,7 @@ class IterationCosts:
         layers, energy = [], 0.0
         for r, weight in parts:
             for l in r.layers:
-                w = weight(l) * _replicas(l, par)
+                w = weight(l) * par.replicas(l.name, l.kind)
                 layers.append((l, w))
                 energy += w * l.energy_pj
         resources = {r.name: (r, float(r.busy_cycles), float(r.tasks), float(r.bytes)) for r in base.resources}
@@ -717,8 +711,11 @@ def _result(exp, plan: ServingPlan, costs: IterationCosts, outcome: ServingOutco
         "mean_batch": outcome.batch_sum / outcome.iterations if outcome.iterations else 0.0,
         "kv_capacity_tokens": plan.kv_capacity_tokens, "devices": plan.devices,
         "serving_simulations": costs.simulations, "serving_shapes": len(costs.shapes) + len(costs.untimed),
-        "serving_span_s": span_s,
+        "serving_span_s": span_s, "system_energy_pj": energy,
     }
+    from simulator.run import design_metrics
+
+    extra.update({k: v * plan.devices for k, v in design_metrics(exp.architecture).items()})
     result = ServingResult(**{f.name: getattr(base, f.name) for f in dataclasses.fields(SimResult)},
                            requests=tuple(recs))
     result = dataclasses.replace(result, extra=extra)

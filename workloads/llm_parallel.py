@@ -97,5 +97,17 @@ class Parallelism:
         kv = cfg.num_key_value_heads
         return cfg.num_attention_heads // t, (kv // t if kv % t == 0 else 1)
 
+    def replicas(self, op_name: str, kind: str) -> int:
+        """How many devices do the work of the simulated operator ``op_name`` (of ``kind``): the
+        graph holds one tensor-parallel device (its peers do the same), and with expert
+        parallelism device 0's attention stands for the data-parallel attention of every device;
+        experts, pipeline stages and collectives (timed with every device's transfers, or one
+        device's link under tensor parallelism) are each simulated where they run."""
+        if self.tensor > 1:
+            return self.tensor
+        if self.expert > 1:
+            return 1 if kind == "collective" or ".moe.expert" in op_name else self.expert
+        return 1
+
 
 SINGLE = Parallelism()

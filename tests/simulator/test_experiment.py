@@ -132,3 +132,18 @@ def test_resolved_config_reloads_to_the_same_result(tmp_path):
 def test_missing_file():
     with pytest.raises(ConfigError, match="file not found"):
         load_experiment("does/not/exist.yaml")
+
+
+@pytest.mark.parametrize("path", ["experiments/llm/mixtral_8x7b_4dev_ep4.yaml",
+                                  "experiments/llm/llama3_70b_4xh100_tp4.yaml"])
+def test_resolved_config_keeps_the_system_of_several_devices(tmp_path, path):
+    from pathlib import Path
+
+    from simulator.report import write_results
+
+    exp = load_experiment(Path(__file__).resolve().parents[2] / path)
+    first = run_experiment(exp, engine="analytical")
+    write_results(first, tmp_path, exp.resolved_config())
+    again = load_experiment(tmp_path / "resolved_config.yaml")
+    assert again.system == exp.system and again.system.devices == 4
+    assert run_experiment(again, engine="analytical").metrics() == first.metrics()

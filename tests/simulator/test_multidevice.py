@@ -152,3 +152,24 @@ def test_vocabulary_is_padded_to_the_tensor_degree(tmp_path):
     head = g.op("lm_head")
     assert head.out_features == 251  # ceil(1001 / 4)
     assert g.op("lm_head.allgather").output.shape[-1] == 4 * 251
+
+
+@pytest.mark.parametrize("model, system", [
+    (TINY, "{devices: 2, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 2}}"),
+    (TINY, "{devices: 2, link: {bandwidth: 50 GB/s}, parallelism: {pipeline: 2}}"),
+    (MOE, "{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {expert: 4}}"),
+])
+def test_energy_per_token_counts_every_device(tmp_path, model, system):
+    # Splitting a model over devices does not make its MACs and weight reads cheaper: the
+    # system's energy per token is about one device's, not 1/devices of it (the simulated graph
+    # holds one tensor-parallel device, and device 0's attention under expert parallelism). It is
+    # somewhat more: collectives, and data-parallel attention reads its weights on every device.
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(model))
+    one = run_experiment(parse_experiment(EXP.replace("system: %s\n", "") % p, "e.yaml")).metrics()
+    split = run_experiment(parse_experiment(EXP % (system, p), "e.yaml")).metrics()
+    assert split["devices"] > 1 and one["devices"] == 1
+    assert 0.98 < split["energy_pj_per_token"] / one["energy_pj_per_token"] < 1.25
+    assert split["energy_pj_per_token"] * split["generated_tokens"] == pytest.approx(split["system_energy_pj"])
+    assert split["power_w"] == pytest.approx(split["system_energy_pj"] * 1e-12 / split["latency_s"])
+    assert split["sram_bytes"] == split["devices"] * one["sram_bytes"]

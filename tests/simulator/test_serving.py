@@ -163,6 +163,8 @@ engine: analytical
     assert res["metrics"]["requests_completed"] == 6 and len(res["requests"]) == 6
     assert res["metrics"]["kv_capacity_tokens"] == 300
     assert res["layers"][0]["layer"].startswith("serving:")
+    written = (tmp_path / "out" / "requests.csv").read_text().splitlines()  # the CLI writes it too
+    assert written[0] == ",".join(REQUEST_COLUMNS) and len(written) == 7
     result = run_experiment(parse_experiment(text))
     csv_path = write_requests_csv(result, tmp_path / "requests.csv")
     lines = csv_path.read_text().splitlines()

@@ -4,7 +4,7 @@ A socket is ``pcus`` pattern compute units (PCUs) and ``pmus`` pattern memory un
 on-chip mesh, with HBM and DDR behind it; ``node.sockets`` sockets make a node whose DDR->HBM
 copy path has its own bandwidth (what composition-of-experts model switching uses).
 
-Cost model of the units (used by ``mappers.rdu_plan``):
+Cost model of the units (used by ``mappers.rdu_pipeline``):
 
 ==============  ==========================================================================
 PCU, systolic   a ``stages`` x ``lanes`` systolic array (rows x columns): a GEMM folds onto it

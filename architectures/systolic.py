@@ -131,7 +131,7 @@ class SystolicArray(Architecture):
     cols: int = Field(gt=0, description="PE columns (C)")
     dataflow: Dataflow = Field("os", description="default dataflow: os | ws | is")
     pe: AnyPE = Field(PE(), description="processing element: kind mac (default) | bitfusion | mixpe | "
-                       "bitmod | ant | olive | lut | tpe, and the kind's fields (architectures/pe.py)")
+                       "bitmod | ant | olive | lut | tpe, and the kind's fields (architectures/pe/)")
     compute_model: Literal["fold", "tile"] = Field(
         "fold", description="fold: SCALE-Sim's fold model | tile: BitMoD's analytic tile model "
         "(output stationary, no fill/drain)")

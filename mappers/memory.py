@@ -33,7 +33,7 @@ from mappers.annotations import Placement
 from mappers.pipeline import MapperOptions, mapper_pass
 from workloads.errors import ConfigError, Problem
 from workloads.graph import OpGraph
-from workloads.ops import Op, TensorSpec
+from workloads.ops import TensorSpec
 
 __all__ = ["TensorHomes", "Residency", "place_tensors", "allocate", "ScheduleModel", "peak_live_bytes",
            "schedule_model", "belady", "optimal_residency", "TENSOR_CLASSES"]
@@ -81,7 +81,6 @@ def place_tensors(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     """Give each tensor class a home off-chip tier: the fastest with room, or the user's choice."""
     g = graph.copy()
     tiers = offchip_tiers(arch)
-    names = list(tiers)
     need_by_device: dict[int, dict[str, int]] = {}
     seen: set[str] = set()
     for op in g.ops():  # weights and KV cache count on the device of the first op touching them

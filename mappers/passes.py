@@ -3,7 +3,6 @@ place_tensors -> allocate (``mappers.memory``) -> plan (``mappers.plan``), then 
 
 from __future__ import annotations
 
-import math
 
 from mappers.annotations import Placement
 from mappers.pipeline import MapperOptions, mapper_pass

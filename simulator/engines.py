@@ -15,7 +15,6 @@ engines have the same shape and can be compared field by field.
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import numpy as np

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,10 @@ from workloads.precision import Precision
 from workloads.schema import Schema, validate
 from workloads.serving import ServingSpec
 from workloads.yamlio import load_yaml, parse_yaml
+
+if TYPE_CHECKING:  # imported lazily at run time (they import this module)
+    from simulator.llm import LLMPlan
+    from simulator.serving import ServingPlan
 
 __all__ = ["Experiment", "ExperimentSpec", "WorkloadSpec", "load_experiment", "experiment_from_dict",
            "build_workload"]
@@ -143,7 +147,7 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
                    system: SystemSpec | None = None) -> tuple[OpGraph, dict, "LLMPlan | None"]:
     """The ``OpGraph`` a workload section describes, the section with defaults filled in, and
     for LLMs the phases to run."""
-    from workloads.registry import MODELS, build_model, model_names
+    from workloads.registry import MODELS, model_names
 
     probs = Problems(file, lines)
     sources = [k for k in ("model", "config", "gemm", "scalesim_topology", "coe", "serving")

@@ -64,7 +64,7 @@ class LayerExplanation:
 
     def lines(self) -> list[str]:
         spent = ", ".join(f"{k} {v:,}" for k, v in self.parts.items() if v)
-        where = self.unit + (f", {self.dataflow}" if self.dataflow else "")
+        where = self.unit + (f", {self.dataflow}" if self.dataflow and self.dataflow != self.unit else "")
         out = [f"{self.name} ({self.kind} on {where}): {self.cycles:,} cycles; bound: {self.bound} "
                f"({self.bound_share:.0%}; {spent or 'no cycles'})"]
         facts = []
@@ -437,6 +437,9 @@ def _compute_advice(c: _Ctx) -> tuple[str, str]:
     layer, tiling = c.layer, c.ann.get("tiling")
     if layer.unit != "array" or tiling is None or tiling.plan.dataflow not in DIMS:
         if layer.macs == 0 and layer.vector_ops:
+            if layer.unit != "vector":
+                return "vector_compute", (f"{layer.vector_ops:,} element operations take "
+                                          f"{layer.compute_cycles:,} cycles on the {layer.unit} unit")
             lanes = getattr(c.arch, "vector_lanes", None)
             on = f" on {lanes} lanes" if lanes else ""
             return "vector_compute", (f"{layer.vector_ops:,} element operations{on} take "

@@ -132,8 +132,7 @@ def energy_figure(result: SimResult):
     """A ``Figure``: energy by component over the run."""
     require_matplotlib("SimResult.plot")
     m = result.metrics()
-    parts = {k.removesuffix("_energy_pj"): m[k] * 1e-6 for k in sorted(m)
-             if k.endswith("_energy_pj") and k != "energy_pj" and m[k] > 0}
+    parts = {k: v * 1e-6 for k, v in sorted(result.energy_components().items())}
     fig = _figure(6, 4)
     ax = fig.add_subplot()
     ax.bar(list(parts), list(parts.values()), color="#4C72B0")

@@ -97,7 +97,7 @@ def _si(value: float, unit: str) -> str:
 
 def summary_lines(result: SimResult) -> list[tuple[str, str]]:
     m = result.metrics()
-    return [
+    lines = [
         ("cycles", f"{int(m['cycles']):,}"),
         ("latency", _si(m["latency_s"], "s") if m["latency_s"] >= 1 else f"{m['latency_s'] * 1e3:.4g} ms"),
         ("MACs", _si(m["macs"], "")),
@@ -108,9 +108,13 @@ def summary_lines(result: SimResult) -> list[tuple[str, str]]:
         ("SRAM reads / writes", f"{_si(m.get('sram_read_bytes', 0), 'B')} / {_si(m.get('sram_write_bytes', 0), 'B')}"),
         ("DRAM reads / writes", f"{_si(m.get('dram_read_bytes', 0), 'B')} / {_si(m.get('dram_write_bytes', 0), 'B')}"),
         ("energy", f"{m['energy_pj'] * 1e-6:.4g} uJ (" + ", ".join(
-            f"{k.removesuffix('_energy_pj').replace('_', ' ')} {m[k] * 1e-6:.3g}"
-            for k in sorted(m, key=lambda k: -m[k]) if k.endswith("_energy_pj") and m[k] > 0) + ")"),
+            f"{k.replace('_', ' ')} {v * 1e-6:.3g}" for k, v in result.energy_components().items()) + ")"),
     ]
+    devices = int(m.get("devices", 1))
+    if devices > 1 and m.get("system_energy_pj", m["energy_pj"]) != m["energy_pj"]:
+        # the layers are the simulated devices' (one tensor-parallel device, ...): see simulator.llm
+        lines.append((f"energy, all {devices} devices", f"{m['system_energy_pj'] * 1e-6:.4g} uJ"))
+    return lines
 
 
 def render_table(result: SimResult, max_rows: int | None = None) -> "Any":

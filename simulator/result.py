@@ -12,14 +12,14 @@ along for the trace export; it is not part of ``to_dict()`` or ``metrics()``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LayerResult", "ResourceStats", "SimResult", "Timeline", "LAYER_CSV_COLUMNS"]
+__all__ = ["LayerResult", "ResourceStats", "SimResult", "Timeline", "LAYER_CSV_COLUMNS", "energy_components"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,18 @@ class Timeline:
         return int(self.start.shape[0])
 
 
+def energy_components(layer_counters: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Sum the ``*_energy_pj`` counters (but ``energy_pj``) of the layers by component name,
+    largest first, leaving out zeros."""
+    parts: dict[str, float] = {}
+    for counters in layer_counters:
+        for k, v in counters.items():
+            if k.endswith("_energy_pj") and k != "energy_pj" and v:
+                name = k.removesuffix("_energy_pj")
+                parts[name] = parts.get(name, 0.0) + float(v)
+    return dict(sorted(((k, v) for k, v in parts.items() if v > 0), key=lambda kv: -kv[1]))
+
+
 @dataclass(frozen=True)
 class SimResult:
     experiment: str
@@ -171,6 +183,11 @@ class SimResult:
             if layer.name == name:
                 return layer
         raise KeyError(f"no layer '{name}'; layers: {', '.join(l.name for l in self.layers[:8])}...")
+
+    def energy_components(self) -> dict[str, float]:
+        """Energy by component (``mac``, ``sram``, ``dram``, ``link``, ...), in pJ: the layers'
+        ``*_energy_pj`` counters, largest first; they add up to ``energy_pj``."""
+        return energy_components(layer.counters for layer in self.layers)
 
     def metrics(self) -> dict[str, float]:
         """The stable metric names (see the module docstring)."""

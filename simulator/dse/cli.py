@@ -79,7 +79,10 @@ def render_rows(title: str, rows: list[dict], params: list[str], metrics: list[s
 
 def _metrics_for(study) -> list[str]:
     named = [o.metric for o in study.objectives] + [c.metric for c in study.constraints]
-    return list(dict.fromkeys([*named, "latency_s", "energy_pj", "area_mm2", "utilization"]))
+    # LLM and serving runs: tokens per second, time to first token, ... (the table has room for four)
+    usual = [m for m in study.workload_metrics if m != "requests_completed"][:4] or \
+        ["latency_s", "energy_pj", "utilization"]
+    return list(dict.fromkeys([*named, *usual, "area_mm2"]))
 
 
 def run_study_if_present(args: argparse.Namespace) -> int | None:

@@ -233,6 +233,11 @@ class StoredResult:
     def metrics(self) -> dict:
         return {k: (float(v) if isinstance(v, str) else v) for k, v in self.data.get("metrics", {}).items()}
 
+    def energy_components(self) -> dict[str, float]:
+        from simulator.result import energy_components
+
+        return energy_components(self.data.get("layers", []))
+
 
 def _run_plots(folder: Path, out: Path) -> list[Path]:
     from simulator import plots as base

@@ -140,7 +140,8 @@ def run_search(study: Study, out: str | Path, *, backend: Backend | None = None,
     directions = [o.direction for o in study.objectives]
     ostudy = optuna.create_study(directions=directions, sampler=make_sampler(study))
 
-    referenced = [m for m in [*(o.metric for o in study.objectives), *(c.metric for c in study.constraints)]
+    referenced = [m for m in dict.fromkeys([*(o.metric for o in study.objectives),
+                                            *(c.metric for c in study.constraints), *study.workload_metrics])
                   if m not in CSV_METRICS]
     params = [p.path for p in study.params]
     log = ResultLog(out, "search", params, [*CSV_METRICS, *referenced], write_csv=False)

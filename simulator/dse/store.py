@@ -24,13 +24,15 @@ from typing import Any
 
 from simulator.report import atomic_write
 
-__all__ = ["ResultLog", "read_rows", "CSV_METRICS", "LLM_METRICS", "row_metric"]
+__all__ = ["ResultLog", "read_rows", "CSV_METRICS", "LLM_METRICS", "SERVING_METRICS", "row_metric"]
 
 # the stable metrics a sweep table shows (DESIGN.md), then the design metrics
 CSV_METRICS = ("cycles", "latency_s", "energy_pj", "utilization", "macs", "sram_read_bytes",
                "sram_write_bytes", "dram_read_bytes", "dram_write_bytes", "area_mm2", "power_w",
                "sram_bytes", "throughput_per_s", "throughput_per_mm2", "edp_j_s")
 LLM_METRICS = ("ttft_s", "tpot_s", "throughput_tokens_per_s", "energy_pj_per_token")
+SERVING_METRICS = ("throughput_tokens_per_s", "ttft_s", "ttft_p99_s", "tbt_s", "tbt_p99_s",
+                   "energy_pj_per_token", "requests_completed")
 DONE = ("ok", "error")
 
 

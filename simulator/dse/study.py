@@ -21,7 +21,7 @@ from simulator.dse.evaluate import EvalContext
 from simulator.dse.space import Point, sweep_points
 from simulator.dse.spec import (Constraint, Objective, Param, SearchSpec, SweepSpec, check_section,
                                 parse_constraint, parse_objective)
-from simulator.dse.store import CSV_METRICS, LLM_METRICS
+from simulator.dse.store import CSV_METRICS, LLM_METRICS, SERVING_METRICS
 from simulator.experiment import Experiment, experiment_from_dict
 from workloads.errors import ConfigError, Problem, did_you_mean
 from workloads.schema import canonicalize
@@ -29,7 +29,7 @@ from workloads.yamlio import load_yaml
 
 __all__ = ["Study", "load_study", "study_from_dict", "has_study_section", "relocate"]
 
-STATIC_METRICS = (*CSV_METRICS, *LLM_METRICS, "array_compute_cycles", "stall_memory_cycles",
+STATIC_METRICS = (*CSV_METRICS, *LLM_METRICS, *SERVING_METRICS, "array_compute_cycles", "stall_memory_cycles",
                   "stall_dependency_cycles", "stall_busy_cycles", "mac_energy_pj", "sram_energy_pj",
                   "dram_energy_pj", "vector_energy_pj", "compulsory_dram_read_bytes",
                   "compulsory_dram_write_bytes",
@@ -56,6 +56,14 @@ class Study:
     @property
     def name(self) -> str:
         return self.experiment.name
+
+    @property
+    def workload_metrics(self) -> tuple[str, ...]:
+        """The metrics a person compares for this kind of workload: tokens per second, time to
+        first token, ... for LLMs and serving runs; none beyond the stable ones otherwise."""
+        if self.experiment.serving is not None:
+            return SERVING_METRICS
+        return LLM_METRICS if self.experiment.llm is not None else ()
 
     @property
     def fingerprint(self) -> str:

@@ -108,7 +108,8 @@ def run_sweep(study: Study, out: str | Path, *, backend: Backend | None = None, 
     backend = backend or InlineBackend()
     check_resume(out, study, resume)
     points, dropped = study.points()
-    metric_columns = list(CSV_METRICS) + [o.metric for o in study.objectives if o.metric not in CSV_METRICS]
+    metric_columns = list(dict.fromkeys([*CSV_METRICS, *study.workload_metrics,
+                                         *(o.metric for o in study.objectives)]))
     log = ResultLog(out, "sweep", [p.path for p in study.params], metric_columns)
     done = log.open(resume)
     todo = [p for p in points if p.id not in done]

@@ -198,3 +198,13 @@ def test_a_searched_loop_nest_is_described_by_its_working_set():
     assert _refetch_text("os", "filter", 4, "64 KiB", False) == \
         "weights are fetched 4 times because the working set its loop nest reuses (64 KiB)"
     assert _refetch_text("ws", "ofmap", 3, None, True).startswith("partial sums go to DRAM and back over its 3 K-folds")
+
+
+def test_layers_on_pim_get_no_vector_unit_advice(repo):
+    ex = explain_experiment(repo / "experiments" / "tutorials" / "06_pim_decode_attention.yaml",
+                            engine="analytical")
+    on_pim = [l for l in ex.layers if l.unit == "pim"]
+    assert on_pim and all("vector.lanes" not in l.advice for l in on_pim)
+    rotary = next(l for l in on_pim if l.kind == "elementwise")
+    assert rotary.advice.endswith("cycles on the pim unit") and f"{rotary.cycles:,}" in rotary.lines()[0]
+    assert all("on pim, pim" not in l.lines()[0] for l in on_pim)

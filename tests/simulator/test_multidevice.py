@@ -173,3 +173,18 @@ def test_energy_per_token_counts_every_device(tmp_path, model, system):
     assert split["energy_pj_per_token"] * split["generated_tokens"] == pytest.approx(split["system_energy_pj"])
     assert split["power_w"] == pytest.approx(split["system_energy_pj"] * 1e-12 / split["latency_s"])
     assert split["sram_bytes"] == split["devices"] * one["sram_bytes"]
+
+
+def test_the_table_shows_every_devices_energy_and_components_only_from_counters(tmp_path):
+    from simulator.report import summary_lines
+
+    p = tmp_path / "tiny.json"
+    p.write_text(json.dumps(TINY))
+    r = run_experiment(parse_experiment(EXP % ("{devices: 2, link: {bandwidth: 50 GB/s, energy: 10 pJ/B}, "
+                                               "parallelism: {tensor: 2}}", p), "e.yaml"))
+    parts = r.energy_components()
+    assert "system" not in parts and parts["link"] > 0 and parts["mac"] > 0
+    assert sum(parts.values()) == pytest.approx(r.energy_pj)
+    lines = dict(summary_lines(r))
+    assert "system" not in lines["energy"]
+    assert lines["energy, all 2 devices"].startswith(f"{r.metrics()['system_energy_pj'] * 1e-6:.4g}")

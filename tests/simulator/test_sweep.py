@@ -412,3 +412,20 @@ def test_run_study_from_python(tmp_path):
             "sweep": {"zip": {"architecture.rows": [8, 16], "architecture.cols": [8, 16]}}}
     out = run_study(data, tmp_path / "out")
     assert out.by_status == {"ok": 2} and (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_an_llm_sweep_records_and_shows_the_token_metrics(tmp_path, capsys):
+    (tmp_path / "tiny.json").write_text(json.dumps(
+        {"model_type": "llama", "hidden_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "intermediate_size": 256, "num_hidden_layers": 2, "vocab_size": 512}))
+    base = ("name: llm_sweep\narchitecture: {preset: scalesim_32x32, overrides: {pe.precision: fp16, "
+            "memory.dram.size: 1 GiB}}\nworkload: {config: tiny.json, phase: generate, sequence: 32, "
+            "generate: 4}\nengine: analytical\n")
+    p = study_file(tmp_path, "sweep:\n  grid:\n    workload.batch: [1, 4]\n", base=base)
+    assert main(["run", str(p), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "sweep.csv").open()))
+    assert all(float(r["throughput_tokens_per_s"]) > 0 and float(r["ttft_s"]) > 0 for r in rows)
+    assert float(rows[1]["throughput_tokens_per_s"]) > float(rows[0]["throughput_tokens_per_s"])
+    header = next(line for line in capsys.readouterr().out.splitlines() if "status" in line)
+    assert header.split()[1:] == ["point", "┃", "batch", "┃", "status", "┃", "ttft_s", "┃", "tpot_s", "┃",
+                                  "throughput_tokens_per_s", "┃", "energy_pj_per_token", "┃", "area_mm2", "┃"]

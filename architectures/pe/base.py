@@ -65,6 +65,11 @@ _COMMON_KEYS = {"area": "area_mm2", "energy_per_cycle": "energy_pj_per_cycle",
                 "dequant_energy": "dequant_energy_pj"}
 
 
+# the ``dequant_energy`` field of the kinds that dequantize group-quantized weights
+DequantEnergy = quantity("energy", "energy of one dequantization; unset: a multiply-add at the "
+                         "accumulator precision", alias="dequant_energy", ge=0, default=None)
+
+
 class _PEBase(Schema):
     """Fields every non-``mac`` kind shares: explicit energy and area (unset: the tables)."""
 

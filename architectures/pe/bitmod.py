@@ -9,9 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import Dequant, _PEBase, _same_format
+from architectures.pe.base import Dequant, DequantEnergy, _PEBase, _same_format
 from workloads.precision import bits_of
-from workloads.schema import quantity
 
 __all__ = ["BitModPE"]
 
@@ -31,8 +30,7 @@ class BitModPE(_PEBase):
                              "group's partial sum) | none")
     dequant_cycles: float = Field(0.0, ge=0, description="cycles per group boundary (the artifact "
                                   "charges none: the dequantizer works beside the next group)")
-    dequant_energy_pj: quantity("energy", "energy of one dequantization; unset: a multiply-add at "
-                                "the accumulator precision", alias="dequant_energy", ge=0, default=None)
+    dequant_energy_pj: DequantEnergy = None
 
     @property
     def precision(self) -> str:

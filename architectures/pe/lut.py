@@ -7,9 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import Dequant, PECost, _named, _PEBase, _same_format, _sum
+from architectures.pe.base import Dequant, DequantEnergy, PECost, _named, _PEBase, _same_format, _sum
 from workloads.precision import accumulator_for, bits_of, is_float
-from workloads.schema import quantity
 
 __all__ = ["LutPE"]
 
@@ -30,8 +29,7 @@ class LutPE(_PEBase):
                              "accumulated partial sum | none")
     dequant_cycles: float = Field(0.0, ge=0, description="cycles per group boundary (0: pipelined "
                                   "in the output path)")
-    dequant_energy_pj: quantity("energy", "energy of one dequantization; unset: a multiply-add at "
-                                "the accumulator precision", alias="dequant_energy", ge=0, default=None)
+    dequant_energy_pj: DequantEnergy = None
 
     @property
     def precision(self) -> str:

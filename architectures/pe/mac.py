@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import Dequant, PECost, _named, _sum
+from architectures.pe.base import Dequant, DequantEnergy, PECost, _named, _sum
 from workloads.precision import Precision, accumulator_for, bits_of, is_float
 from workloads.schema import Schema, quantity
 
@@ -31,8 +31,7 @@ class PE(Schema):
                              "dequantize-then-MAC baseline) | per_group")
     dequant_cycles: float = Field(0.0, ge=0, description="cycles a dequantization adds (per step "
                                   "for per_weight, per group boundary for per_group)")
-    dequant_energy_pj: quantity("energy", "energy of one dequantization; unset: a multiply-add at "
-                                "the accumulator precision", alias="dequant_energy", ge=0, default=None)
+    dequant_energy_pj: DequantEnergy = None
 
     @property
     def accumulator_precision(self) -> str:

@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import Dequant, _PEBase, _same_format
+from architectures.pe.base import Dequant, DequantEnergy, _PEBase, _same_format
 from workloads.precision import accumulator_for, bits_of
-from workloads.schema import quantity
 
 __all__ = ["MixPE"]
 
@@ -31,8 +30,7 @@ class MixPE(_PEBase):
                              "in the inner loop, for comparison) | none")
     dequant_cycles: float = Field(1.0, ge=0, description="cycles a dequantization takes (per group "
                                   "boundary, or per step for per_weight)")
-    dequant_energy_pj: quantity("energy", "energy of one dequantization; unset: a multiply-add at "
-                                "the accumulator precision", alias="dequant_energy", ge=0, default=None)
+    dequant_energy_pj: DequantEnergy = None
 
     @property
     def precision(self) -> str:

@@ -24,7 +24,8 @@ class Problem:
     hint: str | None = None  # e.g. "did you mean 'precision'?"
 
     def __str__(self) -> str:
-        where = self.file or "<python>"
+        # a command-line flag is the user's input too: name the command, not Python
+        where = self.file or ("tessera" if self.path.startswith("-") else "<python>")
         if self.line is not None:
             where += f":{self.line}"
         text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"

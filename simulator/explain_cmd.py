@@ -1,9 +1,11 @@
 """``tessera explain EXPERIMENT.yaml``: per layer, what bounds it and what would make it faster.
 
 Runs the experiment and prints ``simulator.explain``'s report: a summary against the roofline,
-then per layer its bound (compute, or the stall kind it waits on most), its arithmetic intensity
-against the ridge point, its folds and mapping efficiency, and one sentence on what would help,
-each computed from the run's numbers.
+then per layer its bound (compute, kernel launches, or the stall kind it waits on most), its
+arithmetic intensity against the ridge point of the unit that ran it (PIM's own for a layer on
+PIM), its folds and mapping efficiency (a GPU kernel's CTA tiling), what ``mapper.search`` or
+``mapper.dataflow: auto`` chose against what, and one sentence on what would help, each computed
+from the run's numbers.
 """
 
 from __future__ import annotations

@@ -1,18 +1,27 @@
-"""HTML views of results for Jupyter (``SimResult._repr_html_`` and ``LayerResult._repr_html_``).
+"""HTML views and pictures for Jupyter: results, explanations, micro-simulations.
 
 Contract: ``result_html(result)`` is a self-contained HTML fragment: a summary table of the key
 metrics, then one row per layer (the columns of ``tessera run``'s table), at most ``max_rows``
 layers (the rest counted in a last row). ``layer_html(layer)`` is a two-column table of one
-layer's fields and counters. Every name is HTML-escaped; no scripts, no external styles.
+layer's fields and counters. ``explanation_html(explanation)`` is ``tessera explain``'s report
+as a table (``Explanation._repr_html_``). ``micro_html(run)`` shows a ``MicroRun``: the title
+frame's lines and, with matplotlib, its heat maps. ``Picture`` holds PNG or GIF bytes and
+displays itself (``_repr_png_``, ``_repr_html_``) without IPython being imported. Every name is
+HTML-escaped; no scripts, no external styles.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 from simulator.result import LayerResult, SimResult
 
-__all__ = ["result_html", "layer_html", "LAYER_COLUMNS"]
+__all__ = ["result_html", "layer_html", "explanation_html", "micro_html", "Picture", "LAYER_COLUMNS",
+           "EXPLAIN_COLUMNS"]
 
 LAYER_COLUMNS = ("layer", "kind", "unit", "dataflow", "cycles", "compute", "stall", "utilization %",
                  "mapping eff. %", "MACs", "DRAM bytes", "energy uJ")
@@ -96,3 +105,88 @@ def layer_html(layer: LayerResult) -> str:
         fields.append(["fused", ", ".join(layer.fused)])
     fields += [[k, f"{v:,.6g}"] for k, v in layer.counters.items()]
     return _table(["", "value"], fields, f"layer {layer.name}")
+
+
+# ---- pictures ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """An image for a notebook: ``data`` (PNG or GIF bytes) and its ``format`` ("png" | "gif").
+    Jupyter shows it (``_repr_png_`` for a PNG; ``_repr_html_``, an ``<img>`` with the bytes inline,
+    for both, which also animates a GIF); ``save(path)`` writes the bytes."""
+
+    data: bytes
+    format: str
+
+    def __post_init__(self) -> None:
+        if self.format not in ("png", "gif"):
+            raise ValueError(f"format: expected png or gif, found {self.format!r}")
+
+    @classmethod
+    def from_figure(cls, fig, dpi: int = 100) -> "Picture":
+        """A matplotlib figure as a PNG."""
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        return cls(buffer.getvalue(), "png")
+
+    def _repr_png_(self) -> bytes | None:
+        return self.data if self.format == "png" else None
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.data).decode("ascii")
+        return f'<img src="data:image/{self.format};base64,{data}" alt="tessera {self.format}"/>'
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(self.data)
+        return path
+
+    def __repr__(self) -> str:
+        return f"Picture({self.format}, {len(self.data):,} bytes)"
+
+
+# ---- explanations --------------------------------------------------------------------------------
+
+EXPLAIN_COLUMNS = ("layer", "unit", "cycles", "bound", "intensity MAC/B", "ridge MAC/B", "mapping", "faster")
+
+
+def explanation_html(explanation, top: int | None = None) -> str:
+    """``tessera explain``'s report as HTML: its summary lines, then one row per layer (``top``:
+    only the ``top`` slowest; default as the command: all of up to 30 layers, else 15)."""
+    from simulator.explain import default_top
+    from simulator.explain_format import _num
+
+    layers = list(explanation.layers)
+    top = default_top(len(layers)) if top is None else top
+    caption = f"{len(layers)} layers"
+    if top is not None and top < len(layers):
+        layers = sorted(layers, key=lambda l: -l.cycles)[:top]
+        caption = f"the {top} layers taking the most cycles, of {len(explanation.layers)}"
+    rows = []
+    for l in layers:
+        unit = l.unit + (f", {l.dataflow}" if l.dataflow and l.dataflow != l.unit else "")
+        mapping = "; ".join(x for x in (l.folds, l.mapping) if x)
+        rows.append([l.name, unit, f"{l.cycles:,}", f"{l.bound} ({l.bound_share:.0%})",
+                     "" if l.intensity is None else _num(l.intensity),
+                     "" if l.ridge is None else _num(l.ridge), mapping, l.advice])
+    summary = "".join(f"<div>{escape(line)}</div>" for line in explanation.summary_lines())
+    return ('<div class="tessera-explain">' + f'<div style="font-family:monospace;font-size:12px">{summary}</div>'
+            + _table(list(EXPLAIN_COLUMNS), rows, caption) + "</div>")
+
+
+# ---- micro-simulations ---------------------------------------------------------------------------
+
+def micro_html(run) -> str:
+    """A ``MicroRun``: the title frame's lines, then its heat maps (when matplotlib is there)."""
+    from simulator.micro.frame import describe
+
+    lines = "".join(f"<div>{escape(line)}</div>" for line in describe(run))
+    hint = ("run.gif() animates it, cycle by cycle" if run.states is not None
+            else "simulate with record=True for run.gif(), the animation")
+    picture = ""
+    try:
+        picture = run.heatmaps()._repr_html_()
+    except ImportError:  # matplotlib is the plots extra
+        hint += "; pip install 'tessera[plots]' for the heat maps"
+    return (f'<div class="tessera-micro" style="font-family:monospace;font-size:12px">{lines}'
+            f"<div><i>{escape(hint)}</i></div>{picture}</div>")

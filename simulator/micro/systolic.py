@@ -5,7 +5,9 @@ Contract: ``simulate_gemm(A, B, rows, cols, dataflow, record=...)`` computes ``A
 (``simulator.micro.kernels``) and returns a ``MicroRun``: the product, the cycles the array took
 (each fold runs until its last token has left the array), and per fold the useful MACs of every
 PE and the cycle each output (or partial sum) left. With ``record=True`` it also keeps the state
-of every PE in every cycle (``CycleStates``), which the pictures and the text view read.
+of every PE in every cycle (``CycleStates``), which the pictures and the text view read. In a
+notebook a ``MicroRun`` shows its summary and heat maps; ``run.gif()`` and ``run.heatmaps()``
+return pictures Jupyter displays.
 
 Folds run in the fold model's order (group, then column folds, then row folds) and map the GEMM
 as ``architectures.systolic`` does: os puts M on rows and N on columns and streams K; ws puts K on
@@ -123,6 +125,32 @@ class MicroRun:
     def utilization(self) -> float:
         """Useful MACs / (cycles x PEs)."""
         return self.useful_macs / (self.cycles * self.rows * self.cols) if self.cycles else 0.0
+
+    def gif(self, frame_ms: int = 350, title_ms: int = 2500):
+        """The animation as a ``simulator.notebook.Picture`` (GIF bytes Jupyter displays; ``.save(path)``
+        writes them). Needs a run simulated with ``record=True`` and at most ``MAX_FRAMES`` cycles."""
+        from simulator.micro.draw import MAX_FRAMES, gif_bytes
+        from simulator.notebook import Picture
+
+        if self.states is None:
+            raise ValueError("gif() needs a run simulated with record=True (simulate_gemm(..., record=True))")
+        if self.cycles > MAX_FRAMES:
+            raise ValueError(f"{self.cycles:,} cycles are too many to animate: the limit is {MAX_FRAMES:,} "
+                             f"(one frame per cycle); heatmaps() has no limit")
+        return Picture(gif_bytes(self, frame_ms=frame_ms, title_ms=title_ms), "gif")
+
+    def heatmaps(self):
+        """The utilization heat maps (``simulator.micro.heatmaps``) as a PNG ``Picture``."""
+        from simulator.micro.heatmaps import heatmap_figure
+        from simulator.notebook import Picture
+
+        return Picture.from_figure(heatmap_figure(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the title frame's lines and the heat maps (``simulator.notebook.micro_html``)."""
+        from simulator.notebook import micro_html
+
+        return micro_html(self)
 
     def output_events(self) -> list[tuple[int, int, int, int, bool]]:
         """(cycle, group, m, n, partial) for every output or partial sum, in cycle order."""

@@ -4,20 +4,23 @@ Contract: ``text_lines(run)`` yields the lines of the view of a ``MicroRun`` rec
 ``record=True``: the header (``draw.describe``), a legend, then per cycle a grid with one cell per
 PE and what entered the array and what left it, then per fold the useful MACs. Arrays up to
 ``VERBOSE_COLS`` columns show the elements in every cell (``*A0,5·B5,0``: PE multiplies A[0,5]
-by B[5,0]); wider arrays show one character per PE.
+by B[5,0]); wider arrays show one character per PE (``MARKS``; in os ``.`` marks a PE whose
+output is still accumulating and ``o`` one whose output is complete). Outputs that leave carry
+their values: final outputs the element of ``A @ B``, partial sums (ws/is K-folds but the last)
+the running sum over the K-folds so far, as the ofmap buffer holds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from simulator.micro.draw import describe
+from simulator.micro.frame import _running_sum, describe
 from simulator.micro.systolic import NONE, PAD, MicroRun
 
 __all__ = ["text_lines", "VERBOSE_COLS", "MARKS"]
 
 VERBOSE_COLS = 8
-MARKS = {"mac": "*", "pad": "~", "loading": "w", "holding": ".", "partial": ".", "idle": " "}
+MARKS = {"mac": "*", "pad": "~", "loading": "w", "holding": ".", "partial": ".", "done": "o", "idle": " "}
 
 
 def _el(name: str, x: int, y: int) -> str:
@@ -36,7 +39,8 @@ def _state(run: MicroRun, t: int, i: int, j: int) -> tuple[str, str]:
         if moving:
             return MARKS["pad"], f"{a}·{b}"
         if s.terms[t, i, j] > 0 and s.o_m[t, i, j] >= 0:
-            return MARKS["partial"], f"O{s.o_m[t, i, j]},{s.o_n[t, i, j]} {s.terms[t, i, j]}/{run.gemm.K}"
+            mark = MARKS["done"] if s.terms[t, i, j] >= run.gemm.K else MARKS["partial"]
+            return mark, f"O{s.o_m[t, i, j]},{s.o_n[t, i, j]} {s.terms[t, i, j]}/{run.gemm.K}"
         return MARKS["idle"], ""
     token = a if run.dataflow == "ws" else b
     held = b if run.dataflow == "ws" else a
@@ -76,7 +80,8 @@ def text_lines(run: MicroRun) -> Iterator[str]:
     if run.states is None:
         raise ValueError("text_lines needs a run simulated with record=True")
     yield from describe(run)
-    legend = ("* useful MAC   ~ padding token   . partial output   (blank) idle" if run.dataflow == "os"
+    legend = ("* useful MAC   ~ padding token   . output accumulating   o output complete   (blank) idle"
+              if run.dataflow == "os"
               else "* useful MAC   ~ padding token   w loading stationary operand   . holding it   (blank) idle")
     yield f"legend: {legend}"
     events: dict[int, list[str]] = {}
@@ -131,8 +136,8 @@ def _cycle(run: MicroRun, t: int, events: list, verbose: bool) -> Iterator[str]:
             more = f" (+{len(finals) - 8} more)" if len(finals) > 8 else ""
             yield f"  output {verb}: {shown}{more}"
         if partials:
-            k0 = f.row_offset
-            shown = ", ".join(f"O{m},{n}" for m, n in partials[:8])
+            k1 = f.row_offset + f.used_rows
+            shown = ", ".join(f"O{m},{n}={_running_sum(run, f.group, m, n, k1):g}" for m, n in partials[:8])
             more = f" (+{len(partials) - 8} more)" if len(partials) > 8 else ""
-            yield (f"  partial sum (k {k0}..{k0 + f.used_rows - 1} of {run.gemm.K}) leaves to the ofmap "
-                   f"buffer: {shown}{more}")
+            yield (f"  partial sum (running sum over k 0..{k1 - 1} of {run.gemm.K}; this fold adds k "
+                   f"{f.row_offset}..{k1 - 1}) leaves to the ofmap buffer: {shown}{more}")

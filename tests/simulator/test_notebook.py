@@ -100,3 +100,65 @@ def test_bad_plot_requests_say_what_is_expected(result):
         result.plot("pie")
     with pytest.raises(ValueError, match="needs the architecture"):
         result.plot_roofline()
+
+
+# ---- pictures, micro-simulations, explanations ---------------------------------------------------
+
+def test_a_micro_run_gives_its_animation_and_heat_maps_as_displayable_pictures(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from simulator.micro import random_operands, simulate_gemm
+    from simulator.notebook import Picture
+    from workloads.ops import GemmShape
+
+    A, B = random_operands(GemmShape(4, 8, 4))
+    run = simulate_gemm(A, B, 4, 4, "ws", record=True)
+    gif = run.gif(frame_ms=100)
+    assert isinstance(gif, Picture) and gif.format == "gif" and gif._repr_png_() is None
+    with Image.open(io.BytesIO(gif.data)) as img:
+        assert img.format == "GIF" and img.n_frames == 1 + run.cycles == 29
+    assert gif._repr_html_().startswith('<img src="data:image/gif;base64,')
+    assert gif.save(tmp_path / "ws.gif").read_bytes() == gif.data
+    heat = run.heatmaps()
+    assert heat.format == "png" and heat._repr_png_() == heat.data
+    with Image.open(io.BytesIO(heat.data)) as img:
+        assert img.format == "PNG" and img.size[0] > 500
+    html = run._repr_html_()
+    assert "GEMM 4x8x4 (MxKxN) on a 4x4 array, ws dataflow" in html and "fold model: 28 cycles" in html
+    assert "run.gif() animates it" in html and "data:image/png;base64," in html
+    unrecorded = simulate_gemm(A, B, 4, 4, "ws")
+    with pytest.raises(ValueError, match="record=True"):
+        unrecorded.gif()
+    assert "simulate with record=True" in unrecorded._repr_html_()
+
+
+def test_a_picture_refuses_an_unknown_format():
+    from simulator.notebook import Picture
+
+    with pytest.raises(ValueError, match="expected png or gif"):
+        Picture(b"", "jpeg")
+
+
+def test_an_explanation_renders_as_a_table_of_its_slowest_layers(exp):
+    from simulator.explain import explain_experiment
+    from simulator.notebook import EXPLAIN_COLUMNS, explanation_html
+
+    ex = explain_experiment(exp)
+    html = ex._repr_html_()
+    for col in EXPLAIN_COLUMNS:
+        assert f">{col}</th>" in html
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    # resnet18 has 31 layers: as `tessera explain` does, the 15 slowest, slowest first
+    assert len(rows) == 1 + 15 and "the 15 layers taking the most cycles, of 31" in html
+    slowest = sorted(ex.layers, key=lambda l: -l.cycles)[:15]
+    assert [re.search(r"<td[^>]*>(.*?)</td>", r).group(1) for r in rows[1:]] == [l.name for l in slowest]
+    every = explanation_html(ex, top=31)
+    assert len(re.findall(r"<tr>", every)) == 1 + 31
+    conv1 = ex.layer("conv1")
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", every) if ">conv1<" in r)
+    assert f">{conv1.cycles:,}<" in row and f"{conv1.bound} ({conv1.bound_share:.0%})" in row
+    assert "ridge 102 MAC/B" in html  # the summary lines come first
+    assert "<script" not in html
+    assert str(ex).splitlines() == ex.lines()

@@ -70,11 +70,16 @@ def _check_out_dir(out: Path) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.dse.study import has_study_section, load_study, study_summary
     from simulator.experiment import load_experiment
 
-    exp = load_experiment(args.experiment)
+    if has_study_section(args.experiment):  # the checks `tessera run` makes before any point runs
+        study = load_study(args.experiment)
+        exp, extra = study.experiment, f"; {study_summary(study)}"
+    else:
+        exp, extra = load_experiment(args.experiment), ""
     print(f"{args.experiment}: ok ({exp.workload.name}, {len(exp.workload)} ops on "
-          f"{exp.architecture.name}, engine {exp.engine})")
+          f"{exp.architecture.name}, engine {exp.engine}{extra})")
     return 0
 
 

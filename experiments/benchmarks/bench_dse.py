@@ -13,10 +13,15 @@ whether every backend produced the same rows. Each point is the full path: the m
 experiment dict is validated (``experiment_from_dict``: the architecture, the workload graph
 built from scratch), mapped, lowered and simulated, and its row is appended to sweep.jsonl/csv.
 
-The experiment uses ``mapper.fidelity: layer``: with the analytical engine it gives the same
-result as ``tile`` (checked below on one point) and lowers faster.
+By default the points use the analytical engine at ``mapper.fidelity: layer`` with the os
+dataflow: with the analytical engine layer fidelity gives the same result as ``tile`` (checked
+below on one point) and lowers faster. ``--engine numba --fidelity tile`` measures the event
+core on per-tile programs instead (much slower per point); the engine, fidelity and dataflow
+used are printed with the figures.
 
-    python experiments/benchmarks/bench_dse.py [--points 240] [--skip-dask]
+    python experiments/benchmarks/bench_dse.py [--points 240] [--engine analytical|numba|simpy]
+                                               [--fidelity layer|tile] [--dataflow os|ws|is|auto]
+                                               [--skip-dask]
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ SIZES = [16, 24, 32, 48, 64, 96, 128, 192, 256]
 SRAM = ["32 KiB", "64 KiB", "128 KiB", "256 KiB", "512 KiB", "1 MiB", "2 MiB", "4 MiB"]
 
 
-def experiment(points: int) -> dict:
+def experiment(points: int, engine: str = "analytical", fidelity: str = "layer", dataflow: str = "os") -> dict:
     combos = list(itertools.product(SIZES, SIZES, SRAM))[:points]
     return {
         "name": "bench_dse",
@@ -51,8 +56,8 @@ def experiment(points: int) -> dict:
                          "memory": {"ifmap_sram": {"size": "256 KiB"}, "filter_sram": {"size": "256 KiB"},
                                     "ofmap_sram": {"size": "256 KiB"}, "dram": {"bandwidth": "25.6 GB/s"}}},
         "workload": {"model": "resnet50", "batch": 1},
-        "mapper": {"dataflow": "os", "fidelity": "layer"},
-        "engine": "analytical",
+        "mapper": {"dataflow": dataflow, "fidelity": fidelity},
+        "engine": engine,
         "sweep": {"zip": {"architecture.rows": [c[0] for c in combos],
                           "architecture.cols": [c[1] for c in combos],
                           "architecture.memory.ifmap_sram.size": [c[2] for c in combos]}},
@@ -93,30 +98,42 @@ def measure(name: str, make, study, workdir: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=240, help="design points per backend")
-    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--engine", choices=("analytical", "numba", "simpy"), default="analytical",
+                    help="the engine every point runs on (default: analytical)")
+    ap.add_argument("--fidelity", choices=("layer", "tile"), default="layer",
+                    help="mapper.fidelity of every point (default: layer)")
+    ap.add_argument("--dataflow", choices=("os", "ws", "is", "auto"), default="os",
+                    help="mapper.dataflow of every point (default: os; auto tries all three per layer)")
+    ap.add_argument("--skip-dask", action="store_true", help="do not measure the Dask backend")
     args = ap.parse_args()
 
     load0 = os.getloadavg()[0]
-    data = experiment(args.points)
+    setup = f"{args.engine} engine, {args.fidelity} fidelity, dataflow {args.dataflow}"
+    print(f"points: ResNet-50 on a systolic array; {setup}")
+    data = experiment(args.points, args.engine, args.fidelity, args.dataflow)
     study = study_from_dict(data)
-    tile = study_from_dict({**data, "mapper": {"dataflow": "os", "fidelity": "tile"}})
     from simulator.dse.evaluate import evaluate
 
-    rows = [evaluate(s.context(), (0, "x", {"architecture.rows": 128})) for s in (study, tile)]
-    for row in rows:
-        if row["status"] != "ok":
-            sys.exit(f"the benchmark's design point does not simulate: {row['error']}")
-    a, b = rows[0]["metrics"], rows[1]["metrics"]
-    print(f"analytical engine, layer vs tile fidelity on one point: cycles {a['cycles']} vs {b['cycles']}, "
-          f"energy {'equal' if a['energy_pj'] == b['energy_pj'] else 'DIFFERENT'}")
+    if args.engine == "analytical":  # layer and tile fidelity agree on the analytical engine
+        other = "tile" if args.fidelity == "layer" else "layer"
+        twin = study_from_dict({**data, "mapper": {"dataflow": args.dataflow, "fidelity": other}})
+        rows = [evaluate(s.context(), (0, "x", {"architecture.rows": 128})) for s in (study, twin)]
+        for row in rows:
+            if row["status"] != "ok":
+                sys.exit(f"the benchmark's design point does not simulate: {row['error']}")
+        a, b = rows[0]["metrics"], rows[1]["metrics"]
+        print(f"analytical engine, {args.fidelity} vs {other} fidelity on one point: cycles {a['cycles']} vs "
+              f"{b['cycles']}, energy {'equal' if a['energy_pj'] == b['energy_pj'] else 'DIFFERENT'}")
 
     # CPU time per point in this process: what a core running nothing else would do
     points, _ = study.points()
     ctx = study.context()
+    sample = points[:60] if args.engine == "analytical" else points[:6]
+    evaluate(ctx, (sample[0].index, sample[0].id, sample[0].values))  # compile / warm caches first
     cpu0 = time.process_time()
-    for p in points[:60]:
+    for p in sample:
         evaluate(ctx, (p.index, p.id, p.values))
-    cpu_per_point = (time.process_time() - cpu0) / min(60, len(points))
+    cpu_per_point = (time.process_time() - cpu0) / len(sample)
     print(f"CPU time per point: {cpu_per_point * 1e3:.1f} ms, i.e. {60 / cpu_per_point:.0f} points/min "
           "per core that runs nothing else")
 
@@ -135,7 +152,7 @@ def main() -> None:
             results.append(measure(name.replace(" ", "_"), make, study, Path(tmp)))
             results[-1]["backend"] = name
     one = next(r for r in results if r["backend"] == "processes x1")["steady_per_min"]
-    print(f"\nResNet-50 sweep, {args.points} design points per backend (analytical engine, layer fidelity)")
+    print(f"\nResNet-50 sweep, {args.points} design points per backend ({setup})")
     print(f"{'backend':16s} {'points/min':>11s} {'end-to-end':>11s} {'start-up':>9s} {'vs 1 worker':>12s} "
           f"{'CPU share':>10s}  ok")
     for r in results:

@@ -9,8 +9,10 @@ Targets follow ArchGym's Timeloop configuration: the baseline design (the preset
 
     python experiments/dse/gym_agents.py [--steps 120] [--seed 0]
 
-Prints each agent's best reward, whether it met every target, and the design it found; runs in a
-few seconds (each step is one analytical simulation; repeated designs are not simulated again).
+Prints each agent's best reward, whether it met every target, the design it found, and how long
+it took: about 10 s with the defaults on an idle 2-core machine (18 s measured on a loaded one;
+each step is one analytical simulation of AlexNet, about 40 ms; repeated designs are not
+simulated again, so the time grows with --steps, not beyond the designs visited).
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ def _short(path: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=120,
+                    help="environment steps (designs tried) per agent (default: 120)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the random agent's action sampling and of the optuna TPE sampler (default: 0)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     env = make_env(args.steps)

@@ -13,6 +13,11 @@ alone is yielded with ``status: "lost"``. Dask retries a task whose worker died 
 chunk one per task and reports a point lost only when it fails alone. ``--resume`` runs lost
 points again.
 
+Connecting to a scheduler (``--cluster tcp://...``) is ``simulator.dse.cluster.connect``: bad
+addresses, listeners that are not Dask schedulers, hangs and schedulers without workers are
+``ConfigError``s within seconds. A process pool whose workers cannot start at all (spawn cannot
+import the main script again) is a ``ConfigError`` too, not a column of lost points.
+
 Dask sends points in chunks of up to ``MAX_CHUNK`` per task (at least 4 chunks per worker),
 which keeps the scheduler's per-task cost (a few ms) small next to a point's.
 """
@@ -23,13 +28,12 @@ import logging
 import multiprocessing
 import os
 import queue
-import socket
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
-from urllib.parse import urlparse
 
 from simulator.dse.evaluate import EvalContext, Task, evaluate_in_worker
 from simulator.dse.extras import require
@@ -97,11 +101,13 @@ class ProcessBackend(Backend):
     def __init__(self, workers: int | None = None):
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
+        self._finished = 0  # points any pool of this backend has returned
 
     def _ensure_pool(self, fresh: bool = False) -> ProcessPoolExecutor:
         if fresh:
             self._shutdown()
         if self._pool is None:
+            check_spawnable()
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context("spawn"))
         return self._pool
@@ -149,7 +155,10 @@ class ProcessBackend(Backend):
                     continue  # from a pool replaced after a worker died
                 task, isolated = inflight.pop(fut)
                 row, broken = self._outcome(fut, task, isolated)
+                if broken and isolated and not self._finished:
+                    self._check_workers_start()  # raises if no worker can start at all
                 if row is not None:
+                    self._finished += not broken
                     yield row
                 elif broken:
                     suspects.append(task)
@@ -168,6 +177,23 @@ class ProcessBackend(Backend):
                 for fut in inflight:
                     fut.cancel()
                 self._terminate()
+
+    def _check_workers_start(self) -> None:
+        """After a point was lost alone and no point has ever finished: can a worker start at
+        all? A fresh pool runs a no-op; if that breaks too, every point would be 'lost' for a
+        reason that is not theirs, so stop with what happened."""
+        pool = self._ensure_pool(fresh=True)
+        try:
+            pool.submit(_ready).result()
+        except BrokenProcessPool:
+            self._terminate()
+            raise ConfigError(Problem(None, "--workers", "no worker process could start: each one exited "
+                                      "before running anything (its error is printed above by the worker). "
+                                      "Workers are started with 'spawn', which imports the main script again: "
+                                      "run it from a file, with the study behind an "
+                                      "'if __name__ == \"__main__\":' guard, or run the points in this "
+                                      "process (--workers 0, workers=0)")) from None
+        self._ensure_pool(fresh=True)
 
     def _terminate(self) -> None:
         pool, self._pool = self._pool, None
@@ -197,6 +223,20 @@ class ProcessBackend(Backend):
 MAX_CHUNK = 8
 
 
+def check_spawnable() -> None:
+    """ConfigError if worker processes cannot be started with 'spawn' from this program: spawn
+    runs the main script again in each worker, which is impossible when it is not a file (a
+    script fed on stdin: its ``__file__`` is '<stdin>')."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is not None and not os.path.exists(path):
+        raise ConfigError(Problem(None, "--workers", f"worker processes cannot start from this program: "
+                                  f"they are started with 'spawn', which runs the main script again, and "
+                                  f"the main script '{path}' is not a file (a script read from stdin?); "
+                                  "save it to a file, or run the points in this process (--workers 0, "
+                                  "workers=0)"))
+
+
 def evaluate_chunk(fn: Callable, ctx: EvalContext, tasks: list[Task]) -> list[dict]:
     """Run ``fn(ctx, task)`` for a few tasks in one Dask task (module level: workers import it)."""
     return [fn(ctx, task) for task in tasks]
@@ -207,15 +247,6 @@ def _ready() -> bool:
     import simulator.run  # noqa: F401
 
     return True
-
-
-def _scheduler_address(address: str) -> tuple[str, str, int]:
-    full = address if "://" in address else f"tcp://{address}"
-    u = urlparse(full)
-    if u.scheme not in ("tcp", "tls") or not u.hostname:
-        raise ConfigError(Problem(None, "--cluster", f"'{address}' is not a Dask scheduler address; "
-                                  "expected tcp://HOST:PORT (or 'local' to start a local cluster)"))
-    return full, u.hostname, u.port or 8786
 
 
 class DaskBackend(Backend):
@@ -240,19 +271,9 @@ class DaskBackend(Backend):
                     silence_logs=logging.ERROR)
             self.client = distributed.Client(self._cluster)
         else:
-            full, host, port = _scheduler_address(address)
-            try:
-                socket.create_connection((host, port), timeout=connect_timeout_s).close()
-            except OSError as exc:
-                raise ConfigError(Problem(None, "--cluster", f"cannot reach the Dask scheduler at "
-                                          f"{full} within {connect_timeout_s:g} s ({exc}); start one "
-                                          "with 'dask scheduler' and workers with 'dask worker "
-                                          f"{full}', or use --cluster local")) from None
-            try:
-                self.client = distributed.Client(full, timeout=f"{max(connect_timeout_s, 5):g}s")
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(Problem(None, "--cluster", f"connected to {full} but it did not "
-                                          f"answer as a Dask scheduler ({exc})")) from None
+            from simulator.dse.cluster import connect
+
+            self.client = connect(address, connect_timeout_s)  # ConfigError, never a hang
         self.workers = max(1, sum(self.client.nthreads().values()))
 
     def map(self, fn: Callable, ctx: EvalContext, tasks: Iterable[Task]) -> Iterator[dict]:
@@ -316,7 +337,7 @@ class DaskBackend(Backend):
 def make_backend(workers: int | None = None, cluster: str | None = None) -> Backend:
     """``--cluster`` (Dask), else ``--workers`` local processes; ``workers=0`` runs inline."""
     if cluster:
-        return DaskBackend(cluster, workers)
+        return DaskBackend(cluster, workers, connect_timeout_s=CONNECT_TIMEOUT_S)
     if workers == 0:
         return InlineBackend()
     return ProcessBackend(workers)

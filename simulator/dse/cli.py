@@ -3,14 +3,15 @@
 Contract: ``add_study_arguments(parser)`` adds ``--workers``, ``--cluster`` and ``--resume`` to
 ``tessera run``; ``run_study_if_present(args)`` runs the study and returns an exit code, or
 returns None when the file is a plain experiment (which ``cmd_run`` then runs as before).
-Exit codes: 0 when at least one point succeeded, 1 when every point failed (the first error is
-printed), 2 for bad input (nothing runs).
+Exit codes: 0 when every point finished ``ok`` (a search's infeasible designs are not failures);
+1 when some points failed or were lost: every point was still tried and recorded, and stderr
+lists the distinct errors with how many points each (the first three); 2 for bad input (nothing
+runs); 130 when interrupted (Ctrl-C; ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -40,49 +41,49 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=max(width, 100))
 
 
-def _fmt(v) -> str:
-    if v is None or v == "":
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "inf"
-        return f"{v:.4g}"
-    return str(v)
-
-
 def render_rows(title: str, rows: list[dict], params: list[str], metrics: list[str], *,
                 lead: str = "point", max_rows: int = 25):
-    """A rich table of rows: lead column, parameters, status, the named metrics."""
+    """A rich table of rows: lead column, parameters (short labels), status, the named metrics."""
     from rich.table import Table
 
     from simulator.dse.store import row_metric
+    from simulator.dse.tables import fmt, value_label
 
     t = Table(title=title, title_justify="left")
     t.add_column(lead, justify="right")
-    for p in params:
-        t.add_column(p.split(".", 1)[-1])
+    for p in params:  # fold: long names wrap instead of ending in an ellipsis
+        t.add_column(p.split(".", 1)[-1], overflow="fold")
     t.add_column("status")
     for m in metrics:
-        t.add_column(m, justify="right")
+        t.add_column(m, justify="right", overflow="fold")
     for r in rows[:max_rows]:
         status = r.get("status", "")
         if r.get("feasible") is False:
             status += " (infeasible)"
-        t.add_row(_fmt(r.get(lead)), *[_fmt((r.get("params") or {}).get(p)) for p in params], status,
-                  *[_fmt(row_metric(r, m)) for m in metrics])
+        t.add_row(fmt(r.get(lead)), *[value_label((r.get("params") or {}).get(p)) for p in params], status,
+                  *[fmt(row_metric(r, m)) for m in metrics])
     if len(rows) > max_rows:
         t.add_row(f"... {len(rows) - max_rows} more", *[""] * (len(params) + 1 + len(metrics)))
     return t
 
 
-def _metrics_for(study) -> list[str]:
-    named = [o.metric for o in study.objectives] + [c.metric for c in study.constraints]
-    # LLM and serving runs: tokens per second, time to first token, ... (the table has room for four)
-    usual = [m for m in study.workload_metrics if m != "requests_completed"][:4] or \
-        ["latency_s", "energy_pj", "utilization"]
-    return list(dict.fromkeys([*named, *usual, "area_mm2"]))
+def report_failures(rows: list[dict], total: int, limit: int = 3) -> None:
+    """On stderr: how many points failed and the first ``limit`` distinct errors with counts."""
+    from simulator.dse.tables import failures
+
+    groups = failures(rows)
+    if not groups:
+        return
+    n = sum(c for _, c in groups)
+    which = f"every point failed ({n})" if n == total else f"{n} of {total} points failed"
+    print(f"tessera: {which} ({len(groups)} distinct error"
+          f"{'s' if len(groups) != 1 else ''}; each is in the 'error' column of the results):", file=sys.stderr)
+    for msg, count in groups[:limit]:
+        lines = msg.splitlines()
+        text = "\n    ".join(lines[:6]) + (f"\n    ... {len(lines) - 6} more lines" if len(lines) > 6 else "")
+        print(f"  {count} point{'s' if count != 1 else ''}: {text}", file=sys.stderr)
+    if len(groups) > limit:
+        print(f"  ... and {len(groups) - limit} other errors", file=sys.stderr)
 
 
 def run_study_if_present(args: argparse.Namespace) -> int | None:
@@ -114,13 +115,14 @@ def run_study_if_present(args: argparse.Namespace) -> int | None:
         from simulator.dse.extras import require
 
         require("optuna", "search", study.file)
-    quiet = args.quiet
     try:
-        return _run(study, out, args, plots, quiet)
+        return _run(study, out, args, plots, args.quiet)
     except KeyboardInterrupt:
+        # the message is this command's, and the exit status is the shell's for SIGINT: the
+        # top-level handler (simulator.cli) must not print its own "interrupted" as well
         print(f"interrupted: the points finished so far are in {out}; rerun with --resume to "
               "continue", file=sys.stderr)
-        raise
+        return 130
 
 
 def _run(study, out: Path, args: argparse.Namespace, plots: bool, quiet: bool) -> int:
@@ -131,37 +133,16 @@ def _run(study, out: Path, args: argparse.Namespace, plots: bool, quiet: bool) -
             from simulator.dse.sweep import run_sweep
 
             outcome = run_sweep(study, out, backend=backend, resume=args.resume, quiet=quiet, plots=plots)
-            rows, ok = outcome.rows, outcome.by_status.get("ok", 0)
-            shown = outcome.pareto if outcome.pareto else rows
-            title = (f"{study.name}: Pareto front ({', '.join(map(str, study.objectives))}) of "
-                     f"{len(rows)} points" if outcome.pareto else f"{study.name}: {len(rows)} points")
-            lead = "point"
-            line = (f"{outcome.total} points ({outcome.resumed} already done"
-                    + (f", {outcome.dropped} duplicate draws dropped" if outcome.dropped else "")
-                    + f"); ran {outcome.ran} on {outcome.backend} in {outcome.elapsed_s:.1f} s "
-                    f"({outcome.points_per_minute:.0f} points/min); "
-                    + ", ".join(f"{n} {s}" for s, n in sorted(outcome.by_status.items())))
+            rows, shown, lead, total = outcome.rows, outcome.pareto or outcome.rows, "point", outcome.total
         else:
             from simulator.dse.search import run_search
 
             outcome = run_search(study, out, backend=backend, resume=args.resume, quiet=quiet, plots=plots)
-            rows = outcome.trials
-            ok = sum(1 for r in rows if r["status"] == "ok")
-            shown = outcome.pareto
-            title = (f"{study.name}: Pareto front ({', '.join(map(str, study.objectives))}) of "
-                     f"{len(rows)} trials" if len(study.objectives) > 1
-                     else f"{study.name}: best of {len(rows)} trials")
-            lead = "trial"
-            feasible = sum(1 for r in rows if r.get("feasible"))
-            line = (f"{len(rows)} trials ({outcome.evaluated} simulated, {outcome.reused} reused) on "
-                    f"{outcome.backend} in {outcome.elapsed_s:.1f} s; {ok} ok, {feasible} feasible")
+            rows, shown, lead, total = outcome.trials, outcome.pareto, "trial", len(outcome.trials)
     if not quiet:
         con = _console()
-        con.print(render_rows(title, shown, [p.path for p in study.params], _metrics_for(study), lead=lead))
-        con.print(line)
+        con.print(render_rows(outcome.title(), shown, outcome.params, outcome.metrics, lead=lead))
+        con.print(outcome.summary())
         con.print(f"wrote {', '.join(str(f) for f in outcome.files)}")
-    if ok == 0 and rows:
-        first = next((r.get("error") for r in rows if r.get("error")), "no details")
-        print(f"tessera: every point failed; the first error:\n{first}", file=sys.stderr)
-        return 1
-    return 0
+    report_failures(rows, total)
+    return 1 if outcome.failed else 0

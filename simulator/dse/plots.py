@@ -5,9 +5,13 @@ Contract: ``plot_folder(folder, out=None)`` looks at what the folder holds and d
 
 - a sweep (``sweep.jsonl``) or a search (``search.jsonl``): the Pareto front of two objectives
   (the study's, else latency vs area) with every point, feasible or not; one figure per
-  parameter with each metric against it (one line per combination of the other parameters);
+  parameter with each metric against it (the study's ``report.metrics``, else ``METRICS``):
+  lines over a numeric parameter (one per combination of the other parameters), bars over a
+  categorical one (names, or mappings shown by their short label); a parameter that another
+  one already drawn determines (zipped with it) gets no figure of its own; the roofline of the
+  front's designs (``roofline_front.png``, ``simulator.dse.roofline``);
 - per-point results (``points/*/results.json``, written with ``sweep.save_results``): per-layer
-  utilization of each point, side by side;
+  utilization of each point of the log (folders of points not in it are ignored), side by side;
 - a single run (``results.json``): per-layer utilization, and the plots of ``simulator.plots``
   (cycles per layer, roofline, energy), drawn from the stored files.
 
@@ -25,11 +29,12 @@ from typing import Any
 from simulator.dse.pareto import pareto_front
 from simulator.dse.spec import Objective, parse_constraint, parse_objective
 from simulator.dse.store import read_rows, row_metric
+from simulator.dse.tables import param_short, value_label
 from workloads.errors import ConfigError, Problem
 
 __all__ = ["plot_folder", "plot_pareto", "plot_parameters", "plot_layer_utilization", "StoredResult"]
 
-METRICS = ("latency_s", "energy_pj", "area_mm2", "utilization")
+METRICS = ("latency_s", "energy_pj", "area_mm2", "utilization", "dram_read_bytes", "dram_write_bytes")
 MAX_POINT_PLOTS = 12
 UNIT_KINDS = ("size", "bandwidth", "frequency", "time", "energy", "energy_per_byte", "area", "power")
 
@@ -119,66 +124,38 @@ def _tied(rows: list[dict], p: str, q: str) -> bool:
     return all(len(v) == 1 for v in seen.values())
 
 
+def _distinct(rows: list[dict], p: str) -> list[str]:
+    return list(dict.fromkeys(json.dumps((r.get("params") or {}).get(p), sort_keys=True) for r in rows))
+
+
 def plot_parameters(rows: list[dict], params: list[str], metrics: list[str], folder: Path,
                     max_lines: int = 8) -> list[Path]:
-    """For each parameter with several values: each metric against it, one line per combination
-    of the other parameters (a scatter when there are more than ``max_lines`` combinations)."""
+    """For each parameter with several values: each metric against it (see the module docstring;
+    a scatter when the other parameters have more than ``max_lines`` combinations)."""
     plt = _pyplot()
     ok = [r for r in rows if r.get("status") == "ok"]
     metrics = [m for m in metrics if any(row_metric(r, m) is not None for r in ok)]
     files = []
     drawn: list[str] = []
-    for p in params:
-        if any(_tied(ok, p, q) and _tied(ok, q, p) for q in drawn):
-            continue  # zipped with a parameter already drawn: the same figure
+    # the parameter with the most values first: of zipped parameters, it is the one that
+    # determines the others (a PE mapping and the precisions zipped with it)
+    for p in sorted(params, key=lambda q: -len(_distinct(ok, q))):
+        if any(_tied(ok, q, p) for q in drawn):
+            continue  # determined by a parameter already drawn: its figure shows this one too
         values = [(r.get("params") or {}).get(p) for r in ok]
-        distinct = list(dict.fromkeys(json.dumps(v, sort_keys=True) for v in values))
+        distinct = _distinct(ok, p)
         if len(distinct) < 2 or not metrics:
             continue
         numeric = all(as_number(v) is not None for v in values)
-        order = {d: i for i, d in enumerate(distinct)}
         others: list[str] = []
         for q in params:
-            if q != p and not _tied(ok, p, q) and not any(_tied(ok, o, q) and _tied(ok, q, o) for o in others):
+            if q != p and not _tied(ok, p, q) and not any(_tied(ok, o, q) for o in others):
                 others.append(q)
         groups: dict[str, list[dict]] = {}
         for r in ok:
-            key = ", ".join(f"{q.split('.', 1)[-1]}={(r.get('params') or {}).get(q)}" for q in others)
+            key = ", ".join(f"{q.split('.', 1)[-1]}={value_label((r.get('params') or {}).get(q))}" for q in others)
             groups.setdefault(key, []).append(r)
-        n = len(metrics)
-        cols = 2 if n > 1 else 1
-        fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(6 * cols, 3.6 * ((n + cols - 1) // cols)),
-                                 squeeze=False)
-        def x_of(r: dict) -> float:
-            v = (r.get("params") or {}).get(p)
-            return as_number(v) if numeric else order[json.dumps(v, sort_keys=True)]
-
-        def points(grp: list[dict], m: str) -> list[tuple[float, float]]:
-            pts = sorted((x_of(r), row_metric(r, m)) for r in grp if row_metric(r, m) is not None)
-            return [(x, y) for x, y in pts if math.isfinite(y)]
-
-        for ax, m in zip(axes.flat, metrics):
-            if len(groups) <= max_lines:
-                for key, grp in groups.items():
-                    pts = points(grp, m)
-                    if pts:
-                        ax.plot(*zip(*pts), "-o", ms=3, label=key or None)
-            else:  # too many combinations of the other parameters for lines: every point
-                pts = points(ok, m)
-                if pts:
-                    ax.scatter(*zip(*pts), s=8, color="#4C72B0", alpha=0.6)
-            ax.set_xlabel(p)
-            ax.set_ylabel(_label(m))
-            if numeric:
-                xs = [as_number(v) for v in values]
-                if min(xs) > 0 and max(xs) / min(xs) >= 16:
-                    ax.set_xscale("log", base=2)
-            else:
-                ax.set_xticks(range(len(distinct)), [json.loads(d) for d in distinct], rotation=30, fontsize=7)
-            if 1 < len(groups) <= max_lines and ax is axes.flat[0]:
-                ax.legend(fontsize=6)
-        for ax in list(axes.flat)[n:]:
-            ax.set_visible(False)
+        fig = (_numeric_figure if numeric else _categorical_figure)(plt, ok, p, distinct, groups, metrics, max_lines)
         fig.suptitle(f"metrics against {p}")
         fig.tight_layout()
         path = folder / f"param_{p.replace('.', '_')}.png"
@@ -187,6 +164,79 @@ def plot_parameters(rows: list[dict], params: list[str], metrics: list[str], fol
         files.append(path)
         drawn.append(p)
     return files
+
+
+def _axes(plt, n: int, width: float = 6.0):
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 3.6 * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:n]
+
+
+def _numeric_figure(plt, ok: list[dict], p: str, distinct: list[str], groups: dict, metrics: list[str],
+                    max_lines: int):
+    """Lines: each metric against a numeric parameter, one line per group."""
+    fig, axes = _axes(plt, len(metrics))
+    xs = [as_number((r.get("params") or {}).get(p)) for r in ok]
+
+    def points(grp: list[dict], m: str) -> list[tuple[float, float]]:
+        pts = sorted((as_number((r.get("params") or {}).get(p)), row_metric(r, m)) for r in grp
+                     if row_metric(r, m) is not None)
+        return [(x, y) for x, y in pts if math.isfinite(y)]
+
+    for ax, m in zip(axes, metrics):
+        if len(groups) <= max_lines:
+            for key, grp in groups.items():
+                pts = points(grp, m)
+                if pts:
+                    ax.plot(*zip(*pts), "-o", ms=3, label=key or None)
+        else:  # too many combinations of the other parameters for lines: every point
+            pts = points(ok, m)
+            if pts:
+                ax.scatter(*zip(*pts), s=8, color="#4C72B0", alpha=0.6)
+        ax.set_xlabel(p)
+        ax.set_ylabel(_label(m))
+        if min(xs) > 0 and max(xs) / min(xs) >= 16:
+            ax.set_xscale("log", base=2)
+        if 1 < len(groups) <= max_lines and ax is axes[0]:
+            ax.legend(fontsize=6)
+    return fig
+
+
+def _categorical_figure(plt, ok: list[dict], p: str, distinct: list[str], groups: dict, metrics: list[str],
+                        max_lines: int):
+    """Bars: each metric for each value of a categorical parameter (grouped bars, one per group;
+    a scatter when there are more than ``max_lines`` groups)."""
+    width = max(6.0, 0.55 * len(distinct) * max(1, min(len(groups), max_lines)) ** 0.5 + 2)
+    fig, axes = _axes(plt, len(metrics), width)
+    index = {d: i for i, d in enumerate(distinct)}
+    ticks = [value_label(json.loads(d)) for d in distinct]
+
+    def x_of(r: dict) -> int:
+        return index[json.dumps((r.get("params") or {}).get(p), sort_keys=True)]
+
+    for ax, m in zip(axes, metrics):
+        if len(groups) <= max_lines:
+            n = len(groups)
+            bar = 0.8 / n
+            for g, (key, grp) in enumerate(groups.items()):
+                pts = [(x_of(r), row_metric(r, m)) for r in grp if row_metric(r, m) is not None]
+                pts = [(x, y) for x, y in pts if math.isfinite(y)]
+                if pts:
+                    ax.bar([x - 0.4 + bar * (g + 0.5) for x, _ in pts], [y for _, y in pts], width=bar,
+                           label=key or None)
+        else:
+            pts = [(x_of(r), row_metric(r, m)) for r in ok if row_metric(r, m) is not None]
+            if pts:
+                ax.scatter(*zip(*pts), s=8, color="#4C72B0", alpha=0.6)
+        ax.set_xticks(range(len(distinct)), ticks, rotation=30, ha="right", fontsize=7)
+        ax.set_xlabel(p)
+        ax.set_ylabel(_label(m))
+        if 1 < len(groups) <= max_lines and ax is axes[0]:
+            ax.legend(fontsize=6)
+    return fig
 
 
 def plot_layer_utilization(series: list[tuple[str, list[dict]]], path: Path, title: str) -> Path | None:
@@ -300,24 +350,39 @@ def plot_folder(folder: str | Path, out: str | Path | None = None) -> list[Path]
     if has_study:
         kind, rows, meta = _study_rows(folder)
         objectives = [parse_objective(t)[0] for t in meta.get("objectives", [])]
-        objectives = [o for o in objectives if o is not None]
-        if len(objectives) < 2:
-            objectives = [Objective("latency_s", "minimize"), Objective("area_mm2", "minimize")]
+        own = [o for o in objectives if o is not None]
+        objectives = own if len(own) >= 2 else [Objective("latency_s", "minimize"), Objective("area_mm2", "minimize")]
         params = meta.get("params") or list(dict.fromkeys(k for r in rows for k in (r.get("params") or {})))
         p = plot_pareto(rows, objectives, out / "pareto.png",
                         f"{meta.get('name', folder.name)}: {objectives[0]} vs {objectives[1]}")
         files += [p] if p else []
-        metrics = list(dict.fromkeys([*(o.metric for o in objectives), *METRICS]))
-        files += plot_parameters(rows, params, metrics, out)
+        shown = meta.get("report") or [*(o.metric for o in objectives), *METRICS]
+        files += plot_parameters(rows, params, list(dict.fromkeys(shown)), out)
+        from simulator.dse.roofline import plot_study_roofline
+
+        if len(own) == 1:  # one objective: its best designs
+            front = pareto_front(rows, own)
+            best = sorted((r for r in rows if r.get("status") == "ok" and r.get("feasible") is not False
+                           and row_metric(r, own[0].metric) is not None),
+                          key=lambda r: row_metric(r, own[0].metric) * (1 if own[0].direction == "minimize" else -1))
+            front += [r for r in best if r not in front]
+            what = f"best by {own[0]}"
+        else:
+            front = pareto_front(rows, objectives)
+            what = f"Pareto front of {objectives[0]}, {objectives[1]}"
+        p = plot_study_roofline(front, out / "roofline_front.png",
+                                f"{meta.get('name', folder.name)}: roofline of the {what}", folder)
+        files += [p] if p else []
     if point_files:
         order = {}
         if has_study:
             order = {r["point_id"]: r.get("point", i) for i, r in enumerate(rows)}
+            point_files = [f for f in point_files if f.parent.name in order]  # only this study's points
         point_files.sort(key=lambda f: (order.get(f.parent.name, 1 << 60), f.parent.name))
         series = []
         for f in point_files[:MAX_POINT_PLOTS]:
             data = json.loads(f.read_text(encoding="utf-8"))
-            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in (data.get("params") or {}).items())
+            label = ", ".join(f"{param_short(k)}={value_label(v)}" for k, v in (data.get("params") or {}).items())
             series.append((label or f.parent.name, data.get("layers", [])))
         more = len(point_files) - MAX_POINT_PLOTS
         p = plot_layer_utilization(series, out / "utilization_by_point.png",

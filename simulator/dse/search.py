@@ -40,7 +40,7 @@ from simulator.dse.pareto import pareto_front
 from simulator.dse.progress import progress
 from simulator.dse.space import integer_range, point_id
 from simulator.dse.spec import Param, RangeSpec, range_bounds
-from simulator.dse.store import CSV_METRICS, ResultLog, row_metric
+from simulator.dse.store import CSV_METRICS, ResultLog, clear_study_outputs, row_metric
 from simulator.dse.study import Study
 from simulator.dse.sweep import check_resume
 from simulator.report import atomic_write
@@ -50,6 +50,8 @@ __all__ = ["SearchOutcome", "run_search", "make_sampler", "suggest"]
 
 @dataclass
 class SearchOutcome:
+    """What ``run_search`` returns; in a notebook it shows as a table of the front."""
+
     trials: list[dict]
     pareto: list[dict]
     evaluated: int  # points simulated now
@@ -57,10 +59,44 @@ class SearchOutcome:
     elapsed_s: float
     backend: str
     files: list[Path] = field(default_factory=list)
+    name: str = ""
+    params: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)  # the metrics the table shows (Study.shown_metrics)
+    objectives: list[str] = field(default_factory=list)
 
     @property
     def points_per_minute(self) -> float:
         return 60.0 * self.evaluated / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.trials:
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+    @property
+    def failed(self) -> int:
+        """Trials whose point did not finish ``ok`` (infeasible designs are not failures)."""
+        return sum(1 for r in self.trials if r["status"] != "ok")
+
+    def summary(self) -> str:
+        ok = sum(1 for r in self.trials if r["status"] == "ok")
+        feasible = sum(1 for r in self.trials if r.get("feasible"))
+        return (f"{len(self.trials)} trials ({self.evaluated} simulated, {self.reused} reused) on "
+                f"{self.backend} in {self.elapsed_s:.1f} s; {ok} ok, {feasible} feasible"
+                + (f", {self.failed} failed" if self.failed else ""))
+
+    def title(self) -> str:
+        if len(self.objectives) > 1:
+            return f"{self.name}: Pareto front ({', '.join(self.objectives)}) of {len(self.trials)} trials"
+        return f"{self.name}: best of {len(self.trials)} trials"
+
+    def _repr_html_(self) -> str:
+        from simulator.dse.tables import html_table
+
+        return html_table(self.title(), self.pareto, self.params, self.metrics, lead="trial",
+                          footer=self.summary())
 
 
 def _constraints_from_attrs(trial) -> list[float]:
@@ -135,13 +171,16 @@ def run_search(study: Study, out: str | Path, *, backend: Backend | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     backend = backend or InlineBackend()
+    if not resume:
+        clear_study_outputs(out)
     check_resume(out, study, resume)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = [o.direction for o in study.objectives]
     ostudy = optuna.create_study(directions=directions, sampler=make_sampler(study))
 
     referenced = [m for m in dict.fromkeys([*(o.metric for o in study.objectives),
-                                            *(c.metric for c in study.constraints), *study.workload_metrics])
+                                            *(c.metric for c in study.constraints), *study.workload_metrics,
+                                            *study.report])
                   if m not in CSV_METRICS]
     params = [p.path for p in study.params]
     log = ResultLog(out, "search", params, [*CSV_METRICS, *referenced], write_csv=False)
@@ -204,5 +243,7 @@ def run_search(study: Study, out: str | Path, *, backend: Backend | None = None,
 
         files += plot_folder(out)
     return SearchOutcome(trials=trial_rows, pareto=front, evaluated=evaluated, reused=reused,
-                         elapsed_s=elapsed, backend=backend.describe(), files=files)
+                         elapsed_s=elapsed, backend=backend.describe(), files=files, name=study.name,
+                         params=[p.path for p in study.params], metrics=study.shown_metrics,
+                         objectives=[str(o) for o in study.objectives])
 

@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, Va
 from workloads.errors import did_you_mean
 from workloads.schema import FieldProblems, Schema, resolve_path
 
-__all__ = ["RangeSpec", "RandomSpec", "SweepSpec", "SearchSpec", "SweepField", "SearchField",
+__all__ = ["RangeSpec", "RandomSpec", "ReportSpec", "SweepSpec", "SearchSpec", "SweepField", "SearchField",
            "Param", "Objective", "Constraint", "resolve_param", "check_section", "parse_objective",
            "parse_constraint", "template_of", "SECTIONS", "METRIC_UNIT_KINDS"]
 
@@ -86,6 +86,13 @@ class RandomSpec(Schema):
     params: dict[str, Dimension] = Field(description="dotted path -> list of choices or {low, high, step?, log?}")
 
 
+class ReportSpec(Schema):
+    """``report:``: what the printed table and the plots show."""
+
+    metrics: list[str] = Field(min_length=1, description="metric names, in the order shown (the objectives' "
+                               "metrics come first); default: the stable metrics for the workload")
+
+
 class SweepSpec(Schema):
     """The ``sweep:`` section: the cartesian product of its grid, zip groups and random draws."""
 
@@ -98,6 +105,7 @@ class SweepSpec(Schema):
                                          "to write pareto.csv for the sweep")
     save_results: bool = Field(False, description="also write each point's results.json and layers.csv "
                                "into OUT/points/<point id>/")
+    report: ReportSpec | None = Field(None, description="the metrics the table and plots show")
 
 
 class SearchSpec(Schema):
@@ -115,6 +123,7 @@ class SearchSpec(Schema):
                        "not depend on the number of workers, only on batch and seed")
     population: int | None = Field(None, gt=1, description="nsga2 population size (default: "
                                    "budget/4, between 4 and 50)")
+    report: ReportSpec | None = Field(None, description="the metrics the table and plots show")
 
 
 # ---- parameters: dotted paths ------------------------------------------------------------------
@@ -128,6 +137,8 @@ class Param:
     canonical: tuple[str, ...]  # within the section, e.g. ("memory", "ifmap_sram", "size_bytes")
     kind: str | None = None  # unit kind of a quantity field ("size", "bandwidth", ...)
     integer: bool = False  # the field holds whole numbers
+    limits: tuple[tuple[str, float], ...] = ()  # the field's own bounds, e.g. (("gt", 0.0),)
+    choices: tuple | None = None  # the values of a Literal field, e.g. ("os", "ws", "is")
 
     @property
     def key(self) -> str:
@@ -154,15 +165,17 @@ def _leaf_info(cls: Any, canon: tuple[str, ...]):
     return info
 
 
-def _field_traits(cls: Any, canon: tuple[str, ...]) -> tuple[str | None, bool]:
+def _field_traits(cls: Any, canon: tuple[str, ...]) -> tuple[str | None, bool, tuple, tuple | None]:
+    from simulator.dse.limits import field_choices, field_limits
+
     info = _leaf_info(cls, canon)
     if info is None:
-        return None, False
+        return None, False, (), None
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     kind = extra.get("unit_kind")
     text = repr(info.annotation)
     integer = kind == "size" or (kind is None and "int" in text and "float" not in text)
-    return kind, integer
+    return kind, integer, field_limits(info), field_choices(info)
 
 
 def resolve_param(path: Any, template_classes: list[type] | None) -> tuple[Param | None, str | None]:
@@ -194,20 +207,23 @@ def resolve_param(path: Any, template_classes: list[type] | None) -> tuple[Param
             return Param(path, section, ("preset",)), None
         if not template_classes:
             return Param(path, section, tuple(rest.split("."))), None
-        canon, kind, integer = (), None, False
-        for cls in template_classes:
+        canon, kind, integer, limits, choices = (), None, False, (), None
+        for cls in template_classes:  # several when the preset is swept: a value must suit each
             c, err = resolve_path(cls, rest)
             if err:
                 return None, err
             canon = c
-            kind, integer = _field_traits(cls, c)
-        return Param(path, section, tuple(canon), kind, integer), None
+            kind, integer, more, allowed = _field_traits(cls, c)
+            limits = tuple(dict.fromkeys(limits + more))
+            if allowed is not None:
+                choices = allowed if choices is None else tuple(v for v in choices if v in allowed)
+        return Param(path, section, tuple(canon), kind, integer, limits, choices), None
     cls = WorkloadSpec if section == "workload" else MapperOptions
     canon, err = resolve_path(cls, rest)
     if err:
         return None, err
-    kind, integer = _field_traits(cls, canon)
-    return Param(path, section, tuple(canon), kind, integer), None
+    kind, integer, limits, choices = _field_traits(cls, canon)
+    return Param(path, section, tuple(canon), kind, integer, limits, choices), None
 
 
 def _example(section: str) -> str:
@@ -372,16 +388,23 @@ def range_bounds(param: Param, spec: RangeSpec) -> tuple[float, float, float | N
 
 
 def _check_dimension(param: Param, dim: Any, key: tuple, problems: list) -> None:
+    from simulator.dse.limits import check_limits
+
     if isinstance(dim, RangeSpec):
         if param.section == "engine" or param.canonical == ("preset",):
             problems.append((key, f"'{param.path}' takes names; give a list of choices, not a range"))
             return
         try:
-            range_bounds(param, dim)
+            low, high, _ = range_bounds(param, dim)
         except ValueError as exc:
             problems.append((key, str(exc)))
+            return
+        check_limits(param, (low, high), key, problems)
     else:
+        before = len(problems)
         _check_values(param, dim, key, problems)
+        if len(problems) == before and isinstance(dim, list):
+            check_limits(param, dim, key, problems)
 
 
 def _preset_templates(values: Any) -> list[type]:

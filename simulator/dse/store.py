@@ -3,8 +3,9 @@
 Contract: ``ResultLog.open(resume=...)`` prepares ``NAME.jsonl`` and ``NAME.csv`` in a folder.
 Each ``append(row)`` writes one complete line with a single ``write`` and flushes it, so a run
 that is killed leaves at most one torn last line. On resume the log keeps every complete line
-whose point is done (``ok`` or ``error``), drops a torn last line, duplicates and rows of points
-that were lost (their points run again), rewrites the JSONL and the CSV from what it kept (each
+whose point is done (``ok`` or ``error``), drops a torn last line, duplicates, rows of points
+that were lost (their points run again) and rows of points the study no longer has (``keep``:
+a sweep whose values changed since), rewrites the JSONL and the CSV from what it kept (each
 by a temporary file and a rename), and reports the ids that are done. ``finish(order)`` rewrites
 both files sorted by point order. Nothing is ever lost or written twice.
 
@@ -18,13 +19,15 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from simulator.report import atomic_write
 
-__all__ = ["ResultLog", "read_rows", "CSV_METRICS", "LLM_METRICS", "SERVING_METRICS", "row_metric"]
+__all__ = ["ResultLog", "read_rows", "CSV_METRICS", "LLM_METRICS", "SERVING_METRICS", "row_metric",
+           "clear_study_outputs", "prune_points", "POINT_FILES"]
 
 # the stable metrics a sweep table shows (DESIGN.md), then the design metrics
 CSV_METRICS = ("cycles", "latency_s", "energy_pj", "utilization", "macs", "sram_read_bytes",
@@ -34,6 +37,11 @@ LLM_METRICS = ("ttft_s", "tpot_s", "throughput_tokens_per_s", "energy_pj_per_tok
 SERVING_METRICS = ("throughput_tokens_per_s", "ttft_s", "ttft_p99_s", "tbt_s", "tbt_p99_s",
                    "energy_pj_per_token", "requests_completed")
 DONE = ("ok", "error")
+# what a study writes into its folder (and only this is ever removed from it)
+STUDY_FILES = ("sweep.jsonl", "sweep.csv", "search.jsonl", "search.csv", "pareto.csv", "study.json")
+STUDY_PLOTS = ("pareto.png", "param_*.png", "utilization_by_point.png", "roofline_front.png")
+POINT_FILES = ("results.json", "layers.csv", "resolved_config.yaml")
+_POINT_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 def row_metric(row: dict, name: str) -> float | None:
@@ -47,6 +55,47 @@ def row_metric(row: dict, name: str) -> float | None:
         except ValueError:
             return None
     return float(v)
+
+
+def prune_points(folder: Path, keep: set[str] | None = None) -> int:
+    """Remove ``folder/points/<id>/`` of points not in ``keep`` (all when None): only the files a
+    study writes there, and the folders left empty. Returns the number of points removed."""
+    points = folder / "points"
+    if not points.is_dir():
+        return 0
+    removed = 0
+    for sub in points.iterdir():
+        if not sub.is_dir() or not _POINT_ID.match(sub.name) or (keep is not None and sub.name in keep):
+            continue
+        for name in POINT_FILES:
+            (sub / name).unlink(missing_ok=True)
+        removed += 1
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(points.iterdir()):
+        points.rmdir()
+    return removed
+
+
+def clear_study_outputs(folder: Path) -> list[str]:
+    """Before a fresh (not resumed) study in ``folder``: remove what an earlier study wrote there
+    (its logs, tables, ``points/`` and study plots), so nothing stale is read back or plotted.
+    Only a folder with an earlier study's ``study.json`` is touched, and only the file names a
+    study writes: any other file stays. Returns what was removed (relative names)."""
+    if not (folder / "study.json").is_file():
+        return []
+    gone = [n for n in STUDY_FILES if (folder / n).is_file()]
+    for n in gone:
+        (folder / n).unlink()
+    plots = folder / "plots"
+    if plots.is_dir():
+        for pattern in STUDY_PLOTS:
+            for f in plots.glob(pattern):
+                f.unlink()
+                gone.append(f"plots/{f.name}")
+    if prune_points(folder):
+        gone.append("points/")
+    return gone
 
 
 def read_rows(path: Path) -> tuple[list[dict], int]:
@@ -102,6 +151,7 @@ class ResultLog:
         self.metric_columns = list(dict.fromkeys([*metric_columns]))
         self.rows: list[dict] = []
         self.skipped = 0  # lines of the previous log dropped on resume (torn or not JSON)
+        self.stale = 0  # points of the previous log no longer in the study, dropped on resume
         self._jf = None
         self._cf = None
 
@@ -132,15 +182,22 @@ class ResultLog:
             w.writerow(self.csv_row(row))
         return buf.getvalue()
 
-    def open(self, resume: bool = False) -> set[str]:
-        """Start (or, with ``resume``, continue) the log; returns the ids of points already done."""
+    def open(self, resume: bool = False, keep: set[str] | None = None) -> set[str]:
+        """Start (or, with ``resume``, continue) the log; returns the ids of points already done.
+        ``keep``: the ids of the points the study has now; rows of other points (the sweep changed
+        since) are dropped and counted in ``self.stale``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         kept: list[dict] = []
+        self.stale = 0
         if resume:
             rows, self.skipped = read_rows(self.jsonl)
             seen: set[str] = set()
             for row in rows:
                 pid = row["point_id"]
+                if keep is not None and pid not in keep:
+                    self.stale += pid not in seen
+                    seen.add(pid)
+                    continue
                 if pid in seen or row.get("status") not in DONE:
                     continue
                 seen.add(pid)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from simulator.dse.evaluate import EvalContext
+from simulator.dse.evaluate import STUDY_METRICS, EvalContext
 from simulator.dse.space import Point, sweep_points
 from simulator.dse.spec import (Constraint, Objective, Param, SearchSpec, SweepSpec, check_section,
                                 parse_constraint, parse_objective)
@@ -27,10 +27,11 @@ from workloads.errors import ConfigError, Problem, did_you_mean
 from workloads.schema import canonicalize
 from workloads.yamlio import load_yaml
 
-__all__ = ["Study", "load_study", "study_from_dict", "has_study_section", "relocate"]
+__all__ = ["Study", "load_study", "study_from_dict", "has_study_section", "relocate", "study_summary"]
 
-STATIC_METRICS = (*CSV_METRICS, *LLM_METRICS, *SERVING_METRICS, "array_compute_cycles", "stall_memory_cycles",
-                  "stall_dependency_cycles", "stall_busy_cycles", "mac_energy_pj", "sram_energy_pj",
+STATIC_METRICS = (*CSV_METRICS, *LLM_METRICS, *SERVING_METRICS, *STUDY_METRICS, "array_compute_cycles",
+                  "stall_memory_cycles", "stall_dependency_cycles", "stall_busy_cycles", "mac_energy_pj",
+                  "sram_energy_pj",
                   "dram_energy_pj", "vector_energy_pj", "compulsory_dram_read_bytes",
                   "compulsory_dram_write_bytes",
                   *(f"{op}_{mem}_{rw}_bytes" for op in ("ifmap", "filter", "ofmap")
@@ -52,6 +53,8 @@ class Study:
     search: SearchSpec | None = None
     objectives: tuple[Objective, ...] = ()
     constraints: tuple[Constraint, ...] = ()
+    keys: tuple[tuple, ...] = ()  # each parameter's YAML key, e.g. ("sweep", "grid", "architecture.rows")
+    report: tuple[str, ...] = ()  # the metrics the printed table and the plots show (``report:``)
 
     @property
     def name(self) -> str:
@@ -66,6 +69,18 @@ class Study:
         return LLM_METRICS if self.experiment.llm is not None else ()
 
     @property
+    def shown_metrics(self) -> list[str]:
+        """The metrics the printed table shows: the objectives' and constraints', then the
+        section's ``report.metrics``, else the usual ones for the workload, and the area."""
+        named = [o.metric for o in self.objectives] + [c.metric for c in self.constraints]
+        if self.report:
+            return list(dict.fromkeys([*named, *self.report]))
+        # LLM and serving runs: tokens per second, time to first token, ... (the table has room for four)
+        usual = [m for m in self.workload_metrics if m != "requests_completed"][:4] or \
+            ["latency_s", "energy_pj", "utilization"]
+        return list(dict.fromkeys([*named, *usual, "area_mm2"]))
+
+    @property
     def fingerprint(self) -> str:
         """Hash of the base experiment: a resumed run must continue the same experiment."""
         text = json.dumps(self.base, sort_keys=True, default=str)
@@ -78,7 +93,17 @@ class Study:
 
     def context(self, save_results: bool = False) -> EvalContext:
         return EvalContext(base=self.base, file=self.file, params=self.params, lines=self.lines,
-                           save_results=save_results)
+                           save_results=save_results, keys=dict(zip((p.path for p in self.params), self.keys)))
+
+
+def study_summary(study: Study) -> str:
+    """One line: what the study runs (for ``tessera validate`` and logs)."""
+    names = ", ".join(p.path for p in study.params)
+    if study.kind == "sweep":
+        points, dropped = study.points()
+        return f"a sweep of {len(points)} points over {names}" + (f" ({dropped} duplicate draws dropped)"
+                                                                  if dropped else "")
+    return f"a search of {study.search.budget} trials over {names}"
 
 
 def has_study_section(path: str | Path) -> bool:
@@ -126,12 +151,14 @@ def study_from_dict(data: Any, *, file: str | None = None, lines: dict | None = 
         raise ConfigError(out)
     objectives = [parse_objective(t)[0] for t in (spec.objectives or [])]
     constraints = [parse_constraint(t)[0] for t in spec.constraints] if kind == "search" else []
-    _check_metrics(exp, kind, objectives, constraints, file, lines)
+    report = tuple(spec.report.metrics) if spec.report is not None else ()
+    _check_metrics(exp, kind, objectives, constraints, file, lines, report)
     base = copy.deepcopy({k: v for k, v in data.items() if k not in ("sweep", "search")})
     return Study(kind=kind, experiment=exp, base=base, file=file, lines=lines,
                  params=tuple(p for p, _, _ in resolved), dims=tuple((p, d) for p, d, _ in resolved),
+                 keys=tuple(k for _, _, k in resolved),
                  sweep=spec if kind == "sweep" else None, search=spec if kind == "search" else None,
-                 objectives=tuple(objectives), constraints=tuple(constraints))
+                 objectives=tuple(objectives), constraints=tuple(constraints), report=report)
 
 
 def _line(lines: dict, key: tuple) -> int | None:
@@ -142,9 +169,10 @@ def _line(lines: dict, key: tuple) -> int | None:
 
 
 def _check_metrics(exp: Experiment, kind: str, objectives: list[Objective], constraints: list[Constraint],
-                   file: str | None, lines: dict) -> None:
+                   file: str | None, lines: dict, report: tuple[str, ...] = ()) -> None:
     used = [((kind, "objectives", i), o.metric) for i, o in enumerate(objectives)]
     used += [((kind, "constraints", i), c.metric) for i, c in enumerate(constraints)]
+    used += [((kind, "report", "metrics", i), m) for i, m in enumerate(report)]
     known = set(STATIC_METRICS)
     if any(m not in known for _, m in used):
         known |= probe_metrics(exp)

@@ -12,6 +12,12 @@ Contract: ``run_sweep(study, out, backend=...)`` runs the points of ``study`` no
   ``results.json`` and ``layers.csv`` when ``save_results`` is set; ``plots/`` when asked.
 
 A point that fails is recorded with its error and the sweep goes on.
+
+Stale results: a fresh run (not ``resume``) into a folder an earlier study wrote first removes
+that study's files (``simulator.dse.store.clear_study_outputs``: its logs, tables, ``points/``
+and study plots; nothing else). A resumed run whose sweep changed keeps the rows of points the
+sweep still has and drops the others, with their ``points/<id>/`` (counted in
+``SweepOutcome.stale``), so tables and plots only ever show the current sweep's points.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from simulator.dse.backends import Backend, InlineBackend
 from simulator.dse.evaluate import clean, evaluate
 from simulator.dse.pareto import pareto_front
 from simulator.dse.progress import progress
-from simulator.dse.store import CSV_METRICS, ResultLog
+from simulator.dse.store import CSV_METRICS, ResultLog, clear_study_outputs, prune_points
 from simulator.dse.study import Study
 from simulator.report import atomic_write
 from workloads.errors import ConfigError, Problem
@@ -37,6 +43,8 @@ __all__ = ["SweepOutcome", "run_sweep", "write_point_results", "check_resume", "
 
 @dataclass
 class SweepOutcome:
+    """What ``run_sweep`` returns; in a notebook it shows as a table of the points."""
+
     rows: list[dict]
     total: int  # points in the sweep
     ran: int  # points run now
@@ -47,10 +55,42 @@ class SweepOutcome:
     backend: str
     files: list[Path] = field(default_factory=list)
     pareto: list[dict] = field(default_factory=list)
+    name: str = ""
+    params: list[str] = field(default_factory=list)  # parameter paths as written
+    metrics: list[str] = field(default_factory=list)  # the metrics the table shows (Study.shown_metrics)
+    objectives: list[str] = field(default_factory=list)
+    stale: int = 0  # rows of points no longer in the sweep, dropped on resume
 
     @property
     def points_per_minute(self) -> float:
         return 60.0 * self.ran / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def failed(self) -> int:
+        """Points that did not finish ``ok`` (``error`` or ``lost``)."""
+        return sum(n for s, n in self.by_status.items() if s != "ok")
+
+    def summary(self) -> str:
+        """One line: points, how many ran where and how fast, counts by status."""
+        extra = [f"{self.resumed} already done"]
+        if self.dropped:
+            extra.append(f"{self.dropped} duplicate draws dropped")
+        if self.stale:
+            extra.append(f"{self.stale} recorded points no longer in the sweep dropped")
+        return (f"{self.total} points ({', '.join(extra)}); ran {self.ran} on {self.backend} in "
+                f"{self.elapsed_s:.1f} s ({self.points_per_minute:.0f} points/min); "
+                + ", ".join(f"{n} {s}" for s, n in sorted(self.by_status.items())))
+
+    def title(self) -> str:
+        if self.pareto:
+            return (f"{self.name}: Pareto front ({', '.join(self.objectives)}) of {len(self.rows)} points")
+        return f"{self.name}: {len(self.rows)} points"
+
+    def _repr_html_(self) -> str:
+        from simulator.dse.tables import html_table
+
+        return html_table(self.title(), self.pareto or self.rows, self.params, self.metrics,
+                          footer=self.summary())
 
 
 def check_resume(out: Path, study: Study, resume: bool) -> None:
@@ -69,7 +109,7 @@ def check_resume(out: Path, study: Study, resume: bool) -> None:
     meta = {"kind": study.kind, "name": study.name, "fingerprint": study.fingerprint,
             "source": study.file, "params": [p.path for p in study.params],
             "objectives": [str(o) for o in study.objectives],
-            "constraints": [c.text for c in study.constraints]}
+            "constraints": [c.text for c in study.constraints], "report": list(study.report)}
     atomic_write(meta_path, json.dumps(meta, indent=2) + "\n")
     section = (study.sweep or study.search).model_dump(mode="json", exclude_none=True)
     atomic_write(out / "resolved_config.yaml",
@@ -106,12 +146,17 @@ def run_sweep(study: Study, out: str | Path, *, backend: Backend | None = None, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     backend = backend or InlineBackend()
+    if not resume:
+        clear_study_outputs(out)
     check_resume(out, study, resume)
     points, dropped = study.points()
     metric_columns = list(dict.fromkeys([*CSV_METRICS, *study.workload_metrics,
-                                         *(o.metric for o in study.objectives)]))
+                                         *(o.metric for o in study.objectives), *study.report]))
     log = ResultLog(out, "sweep", [p.path for p in study.params], metric_columns)
-    done = log.open(resume)
+    ids = {p.id for p in points}
+    done = log.open(resume, keep=ids)
+    if resume:
+        prune_points(out, keep=ids)
     todo = [p for p in points if p.id not in done]
     ctx = study.context(save_results=study.sweep.save_results)
     tasks = [(p.index, p.id, p.values) for p in todo]
@@ -141,5 +186,7 @@ def run_sweep(study: Study, out: str | Path, *, backend: Backend | None = None, 
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     return SweepOutcome(rows=rows, total=len(points), ran=len(tasks), resumed=len(points) - len(tasks),
                         dropped=dropped, by_status=by_status, elapsed_s=elapsed,
-                        backend=backend.describe(), files=files, pareto=front)
+                        backend=backend.describe(), files=files, pareto=front, name=study.name,
+                        params=[p.path for p in study.params], metrics=study.shown_metrics,
+                        objectives=[str(o) for o in study.objectives], stale=log.stale)
 

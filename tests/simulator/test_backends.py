@@ -176,6 +176,130 @@ def test_unreachable_cluster_is_a_clear_error_before_any_point_runs(tmp_path, ca
         make_backend(cluster="http://example.org:8786")
 
 
+class _Listener:
+    """A TCP listener on a free port that answers each connection with ``behaviour(conn)``."""
+
+    def __init__(self, behaviour):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.behaviour = behaviour
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            try:
+                self.behaviour(conn)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def _http(conn):
+    """What an HTTP server (the Dask dashboard, ``python -m http.server``) does: wait for a request."""
+    conn.settimeout(10)
+    if conn.recv(1024):
+        conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+def _silent(conn):
+    pass  # accepts and never says anything
+
+
+def _greets_then_stalls(conn):
+    conn.sendall((10).to_bytes(8, "little"))  # a Dask-like frame length, then nothing
+
+
+@pytest.mark.parametrize("behaviour, found", [
+    (_http, "it is an HTTP server: 'HTTP/1.0 400 Bad Request'"),
+    (_silent, "accepted the connection but sent no Dask greeting"),
+])
+def test_a_listener_that_is_not_a_dask_scheduler_is_a_clear_error_fast(tmp_path, capsys, monkeypatch,
+                                                                       behaviour, found):
+    pytest.importorskip("distributed")
+    import simulator.dse.backends as backends
+
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT_S", 1.0)
+    p = tmp_path / "exp.yaml"
+    p.write_text(EXP)
+    listener = _Listener(behaviour)
+    try:
+        t0 = time.perf_counter()
+        code = main(["run", str(p), "--out", str(tmp_path / "out"), "--cluster", f"127.0.0.1:{listener.port}"])
+        took = time.perf_counter() - t0
+    finally:
+        listener.close()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert took < 10
+    assert err.startswith("tessera: --cluster:") and found in err and "expected the address of a Dask scheduler" in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "sweep.jsonl").exists()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("tcp://127.0.0.1:99999", "port '99999' is not a port number (1..65535)"),
+    ("tcp://127.0.0.1:0", "port 0 is not a port"),
+    ("127.0.0.1:http", "port 'http' is not a port number"),
+    ("tcp://127.0.0.1:8786/status", "has a path or query"),
+    ("http://example.org:8786", "not a Dask scheduler address"),
+])
+def test_bad_cluster_addresses_are_refused_before_connecting(tmp_path, capsys, address, message):
+    pytest.importorskip("distributed")
+    p = tmp_path / "exp.yaml"
+    p.write_text(EXP)
+    assert main(["run", str(p), "--out", str(tmp_path / "out"), "--cluster", address]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tessera: --cluster:") and message in err and "tcp://HOST:PORT" in err
+
+
+def test_a_client_that_never_finishes_connecting_is_abandoned_and_the_process_exits(tmp_path):
+    """Past the greeting the client hangs in the handshake: the hard limit reports it, and the
+    abandoned connection thread does not keep the interpreter alive."""
+    pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    listener = _Listener(_greets_then_stalls)
+    script = ("from simulator.dse.backends import DaskBackend\n"
+              "from workloads.errors import ConfigError\n"
+              "try:\n"
+              f"    DaskBackend('tcp://127.0.0.1:{listener.port}', connect_timeout_s=0.5)\n"
+              "except ConfigError as exc:\n"
+              "    print(exc)\n")
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        took = time.perf_counter() - t0
+    finally:
+        listener.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "greeted like a Dask server but the client did not finish connecting within 2.5 s" in proc.stdout
+    assert took < 60  # the interpreter's start and distributed's import included
+
+
+def test_a_scheduler_without_workers_is_a_clear_error(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with pytest.raises(ConfigError, match="has no workers .* start some with 'dask worker"):
+            DaskBackend(cluster.scheduler_address, connect_timeout_s=0.5)
+
+
 def test_dask_local_from_the_command_line(tmp_path, capsys):
     pytest.importorskip("distributed")
     p = tmp_path / "exp.yaml"

@@ -389,7 +389,8 @@ def test_study_options_on_a_plain_experiment_are_an_error(tmp_path, capsys):
 def test_every_point_failing_exits_1_with_the_error(tmp_path, capsys):
     p = study_file(tmp_path, "sweep: {grid: {architecture.rows: [100000]}}\n")
     assert main(["run", str(p), "--out", str(tmp_path / "o"), "--workers", "0", "--quiet"]) == 1
-    assert "every point failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "every point failed (1)" in err and "smaller than two rows of operands" in err
 
 
 def test_plot_of_a_single_run_and_of_nothing(tmp_path, capsys):

@@ -24,7 +24,12 @@ steps: K is replaced by ceil(K / d) (a PE row holds d elements of K in ws/is, so
 covers R*d of K), and a fold's cycles are ceil(c * fold steps + dequantization), where
 per-group dequantization adds the PE's ``dequant_cycles`` at each group boundary a PE's
 accumulation passes in the fold (ceil(K / g) for os, ceil(min(K, R*d) / g) for ws/is) and
-per-weight dequantization adds them to every step. The ``mac`` kind (d = c = 1, no
+per-weight dequantization adds them to every step. Where c depends on the weight's value
+(``tpe``: its non-zero partial products) the PEs that advance together wait for the slowest:
+c is the PE's ``paced_step_cycles`` for the array's rows x cols PEs (weight- and
+input-stationary folds keep one weight per PE for the whole fold; an output-stationary step
+holds rows x cols different weights, or with decoupled PEs costs the mean); PE energy is
+charged for the busy cycles (``PECost.step_cycles``) only. The ``mac`` kind (d = c = 1, no
 dequantization) gives exactly the table above.
 
 ``compute_model: tile`` replaces the fold model by BitMoD's analytic one (HPCA'25 artifact,
@@ -64,15 +69,26 @@ COMPUTE_MODELS: tuple[str, ...] = ("fold", "tile")
 @dataclass(frozen=True)
 class StepCost:
     """How a PE kind stretches the fold model (module docstring): ``dot_width`` elements of K per
-    step, ``step_cycles`` cycles per step, ``dequant_cycles`` at every ``dequant_group`` elements
-    of K (None: no per-group dequantization), and ``skew``: whether folds pay the pipeline's fill
-    and drain (False: the tile model)."""
+    step, ``step_cycles`` cycles per step (output stationary), ``stationary_step_cycles`` per step
+    of a weight- or input-stationary fold (None: ``step_cycles``), ``busy_step_cycles`` of a step
+    a PE actually works (None: all of them; less when PEs wait for the slowest of a lockstep
+    group), ``dequant_cycles`` at every ``dequant_group`` elements of K (None: no per-group
+    dequantization), and ``skew``: whether folds pay the pipeline's fill and drain (False: the
+    tile model)."""
 
     dot_width: int = 1
     step_cycles: float = 1.0
     dequant_group: int | None = None
     dequant_cycles: float = 0.0
     skew: bool = True
+    stationary_step_cycles: float | None = None
+    busy_step_cycles: float | None = None
+
+    def cycles_for(self, dataflow: str) -> float:
+        """Cycles per step under ``dataflow``."""
+        if dataflow != "os" and self.stationary_step_cycles is not None:
+            return self.stationary_step_cycles
+        return self.step_cycles
 
 
 MAC_STEP = StepCost()
@@ -163,7 +179,12 @@ class SystolicArray(Architecture):
             rows = None if rows is None else int(rows)
             cols = None if cols is None else int(cols)
         except Exception:  # noqa: BLE001 - the fields' own validation reports bad values
-            return data
+            # The array cannot be sized because one of its inputs (the budget, the PE, the
+            # place-and-route factor, rows or cols) is invalid, and that field's own validation
+            # reports it. Fill the missing dimension with a placeholder so that it is the only
+            # problem reported (not also "cols: required key is missing"); the placeholder never
+            # reaches an object, because the bad field fails validation.
+            return {**data, "rows": data.get("rows", 1), "cols": data.get("cols", 1)}
         try:
             r, c = iso_area(pe.area_um2(table).value, budget, rows=rows, cols=cols, pnr_factor=pnr,
                             edge_area_um2=pe.edge_area_um2(table).value)
@@ -263,18 +284,38 @@ class SystolicArray(Architecture):
     def step_cost(self, weights: str | None = None, activations: str | None = None,
                   group_size: int | None = None) -> tuple[StepCost, PECost]:
         """How the fold model runs a GEMM with these operand precisions (module docstring);
-        ``group_size``: the weights' quantization group (None: not group-quantized)."""
+        ``group_size``: the weights' quantization group (None: not group-quantized).
+
+        Raises ``ValueError`` for a pair (or a group size) the PE cannot run, with the PE's own
+        reasons; experiments check these at load time (``simulator.experiment``), so this guards
+        direct Python use."""
+        w, a = weights or self.pe.default_weights, activations or self.pe.precision
+        why = self.pe.problems(w, a)
+        if group_size:
+            why += self.pe.group_problems(group_size, {})
+        if why:
+            raise ValueError(f"the {self.pe.kind} PE cannot run {w} x {a}"
+                             + (f" in groups of {group_size}" if group_size else "") + ": " + "; ".join(why))
         pc = self.pe_cost(weights, activations)
         skew = self.compute_model == "fold"
-        if pc.dot_width == 1 and pc.step_cycles == 1.0 and pc.dequant == "none" and skew:
+        paced = getattr(self.pe, "paced_step_cycles", None)
+        c_os = c_st = pc.step_cycles
+        if paced is not None:  # data-dependent kinds: a step waits for the slowest PE in it
+            pes = self.rows * self.cols
+            c_os = paced(w, a, pes=pes, stationary=False)
+            c_st = paced(w, a, pes=pes, stationary=True)
+        if (pc.dot_width == 1 and pc.step_cycles == c_os == c_st == 1.0 and pc.dequant == "none"
+                and skew):
             return MAC_STEP, pc
-        c = pc.step_cycles
-        group = None
+        group, extra = None, 0.0
         if group_size and pc.dequant == "per_weight":
-            c += pc.dequant_cycles
+            extra = pc.dequant_cycles
         elif group_size and pc.dequant == "per_group" and pc.dequant_cycles:
             group = group_size
-        return StepCost(pc.dot_width, c, group, pc.dequant_cycles if group else 0.0, skew), pc
+        busy = pc.step_cycles + extra
+        return StepCost(pc.dot_width, c_os + extra, group, pc.dequant_cycles if group else 0.0, skew,
+                        stationary_step_cycles=None if c_st == c_os else c_st + extra,
+                        busy_step_cycles=None if busy == c_os + extra == c_st + extra else busy), pc
 
     def energy_model(self) -> EnergyModel:
         table = energy_table(self.energy_table)
@@ -355,7 +396,9 @@ class FoldPlan:
         (simulator/SCALESIM.md)."""
         if self.cost is MAC_STEP:
             return self.mapping_efficiency * self.T / self.fold_cycles
-        return min(1.0, self.mapping_efficiency * self.T * self.cost.step_cycles / self.fold_cycles)
+        busy = self.cost.busy_step_cycles
+        c = busy if busy is not None else self.cost.cycles_for(self.dataflow)
+        return min(1.0, self.mapping_efficiency * self.T * c / self.fold_cycles)
 
     @property
     def k_folds(self) -> int:
@@ -414,6 +457,6 @@ def fold_plan(gemm: GemmShape, rows: int, cols: int, dataflow: str, cost: StepCo
         fold_cycles = steps
     else:
         dq = math.ceil(k_fold / cost.dequant_group) * cost.dequant_cycles if cost.dequant_group else 0.0
-        fold_cycles = max(1, math.ceil(steps * cost.step_cycles + dq - 1e-9))
+        fold_cycles = max(1, math.ceil(steps * cost.cycles_for(dataflow) + dq - 1e-9))
     return FoldPlan(dataflow, rows, cols, gemm, Sr, Sc, T, math.ceil(Sr / rows), math.ceil(Sc / cols),
                     fold_cycles, cost)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from workloads.precision import storage_bytes
+from workloads.precision import DEFAULT_SCALE_BITS, effective_bits, storage_bytes
 
 __all__ = ["TensorSpec", "GemmShape", "Op", "Conv2D", "MatMul", "Linear", "Pool", "Elementwise",
            "Softmax", "Norm", "Reshape", "Embedding", "TopK", "Collective", "COLLECTIVES", "OP_KINDS"]
@@ -29,7 +29,18 @@ class TensorSpec:
     precision: str
     role: str = "activation"  # activation | weight | kv_cache
     group_size: int | None = None  # quantization group: one scale per group_size elements
-    scale_bits: int = 16
+    scale_bits: int = DEFAULT_SCALE_BITS  # bits of each group's scale (workload.precision.scale_bits)
+
+    def __post_init__(self) -> None:
+        if self.group_size is not None and self.group_size < 1:
+            raise ValueError(f"tensor '{self.name}': group_size must be positive, found {self.group_size}")
+        if not 1 <= self.scale_bits <= 32:
+            raise ValueError(f"tensor '{self.name}': scale_bits must be 1..32, found {self.scale_bits}")
+
+    @property
+    def effective_bits(self) -> float:
+        """Stored bits per element with the per-group scale (3.0625 for int3, group 128, 8-bit scales)."""
+        return effective_bits(self.precision, self.group_size, self.scale_bits)
 
     @property
     def numel(self) -> int:

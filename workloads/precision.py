@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["Precision", "PRECISIONS", "bits_of", "is_float", "accumulator_for", "storage_bytes"]
+__all__ = ["Precision", "PRECISIONS", "bits_of", "is_float", "accumulator_for", "storage_bytes",
+           "effective_bits", "DEFAULT_SCALE_BITS"]
 
 Precision = Literal["int1", "int2", "int3", "int4", "int8", "int16", "int32",
                     "fp4", "fp6", "fp8", "fp16", "bf16", "fp32"]
@@ -30,9 +31,22 @@ def accumulator_for(precision: str) -> str:
     return "fp32" if is_float(precision) else "int32"
 
 
+# bits of one per-group scale when a workload does not say (workload.precision.scale_bits): an
+# FP16 scale, as GPTQ/AWQ-style group quantization stores it; BitMoD's artifact uses 8-bit scales
+DEFAULT_SCALE_BITS = 16
+
+
+def effective_bits(precision: str, group_size: int | None = None,
+                   scale_bits: int = DEFAULT_SCALE_BITS) -> float:
+    """Stored bits per element, the per-group scale included: bits + scale_bits / group_size
+    (e.g. int3 in groups of 128 with 8-bit scales: 3 + 8/128 = 3.0625 bits, BitMoD's count)."""
+    return PRECISIONS[precision] + (scale_bits / group_size if group_size else 0.0)
+
+
 def storage_bytes(numel: int, precision: str, group_size: int | None = None,
-                  scale_bits: int = 16) -> int:
-    """Bytes to store ``numel`` elements, plus one scale per ``group_size`` elements if quantized."""
+                  scale_bits: int = DEFAULT_SCALE_BITS) -> int:
+    """Bytes to store ``numel`` elements, plus one ``scale_bits`` scale per ``group_size``
+    elements if quantized."""
     bits = numel * PRECISIONS[precision]
     if group_size:
         bits += -(-numel // group_size) * scale_bits

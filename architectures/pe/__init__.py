@@ -19,8 +19,9 @@ ant/olive  BitMoD's baselines: d = 1, c = 1 with FP16 activations; with integer 
            4-bit fused unit's rule, d = floor(8/max(a, 4)) * floor(8/max(b, 4))
 lut        LUT Tensor Core: d = group_k (4) activations per table, c = b (one weight bit plane per
            cycle); a 2^(group_k-1)-entry table per activation group, built at the row's edge
-tpe        TPE bit-weight transform: d = 1, c = average non-zero partial products of the weights
-           under a canonical signed-digit encoding (at least 1)
+tpe        TPE bit-weight transform: d = 1, c = non-zero partial products of the weights under a
+           canonical signed-digit encoding: the mean (decoupled PEs) or the expected largest among
+           the PEs that advance together (lockstep; weight-stationary folds)
 ========== =========================================================================================
 """
 
@@ -33,9 +34,11 @@ from architectures.pe.mac import PE
 from architectures.pe.mixpe import MixPE
 from architectures.pe.registry import PE_KINDS
 from architectures.pe.sizing import iso_area
-from architectures.pe.tpe import TpePE, average_partial_products, csd_digits
+from architectures.pe.tpe import (TpePE, average_partial_products, csd_digits, expected_max_partial_products,
+                                  partial_product_pmf)
 from architectures.pe.union import AnyPE, PEKind, pe_adapter
 
 __all__ = ["PECost", "PE", "BitFusionPE", "MixPE", "BitModPE", "AntPE", "OlivePE", "LutPE", "TpePE",
            "PEKind", "PE_KINDS", "AnyPE", "DEQUANT_MODES", "csd_digits", "average_partial_products",
+           "partial_product_pmf", "expected_max_partial_products",
            "iso_area", "pe_adapter"]

@@ -4,7 +4,14 @@ Contract (every kind). The two operands of a GEMM are named as the PE sees them:
 the precision of the second operand (a Linear/Conv2D weight, or for a MatMul the KV cache or the
 second activation), ``activations`` of the first.
 
-- ``problems(weights, activations) -> list[str]``: why the pair cannot run (empty: it can).
+- ``problems(weights, activations, operand="weights") -> list[str]``: why the pair cannot run
+  (empty: it can); ``operand`` names the second operand in the messages ("weights", "KV cache",
+  "activations": attention's second operand is the KV cache, not a weight).
+- ``group_problems(group_size, reductions) -> list[str]``: why weights quantized in groups of
+  ``group_size`` along K cannot run; ``reductions`` maps each reduction dimension K of the
+  group-quantized GEMMs to an operator name. Kinds without a per-group scale path
+  (``per_group_scales = False``: ANT, OliVe, BitFusion, TPE) refuse any group size; kinds that
+  dequantize once per group need groups that tile every K.
 - ``cost(weights, activations, table) -> PECost``: a PE reduces ``dot_width`` (d) elements of K
   per *step* and takes ``step_cycles`` (c) cycles per step, so it does d / c MACs per cycle; an
   active PE-cycle costs ``energy_pj_per_cycle``. ``dequant`` says how group-quantized weights are
@@ -12,6 +19,9 @@ second activation), ``activations`` of the first.
   ``per_weight`` (every MAC dequantizes its weight first: ``dequant_cycles`` added to every
   step) or ``none`` (scales folded elsewhere at no modeled cost). The array's cost model
   (``architectures.systolic``) turns these into fold cycles and energy.
+- ``paced_step_cycles(weights, activations, pes=, stationary=)``: cycles per step when ``pes``
+  PEs advance together (data-dependent kinds, ``tpe``, wait for the slowest); the array's fold
+  model uses it for time, while energy follows ``cost``'s (busy) step cycles.
 - ``peak_macs``: the most MACs a PE does in a cycle (for the array's peak and utilization).
 - ``area_um2(table)`` (one PE) and ``edge_area_um2(table)`` (per array row, e.g. LUT tables).
 - ``precision``: the operand width the PE's buffers and vector unit are sized for (its
@@ -21,7 +31,9 @@ second activation), ``activations`` of the first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -29,7 +41,7 @@ from architectures.energy import Sourced
 from workloads.precision import accumulator_for, bits_of, is_float
 from workloads.schema import Schema, quantity
 
-__all__ = ["PECost", "DEQUANT_MODES", "Dequant"]
+__all__ = ["PECost", "DEQUANT_MODES", "Dequant", "group_problems", "suggest_group_size"]
 
 DEQUANT_MODES = ("none", "per_group", "per_weight")
 Dequant = Literal["none", "per_group", "per_weight"]
@@ -85,13 +97,20 @@ class _PEBase(Schema):
     def _rename(cls, data: Any) -> Any:
         return _short_keys(data, _COMMON_KEYS)
 
+    # whether the kind has a per-group scale path (see ``group_problems``), and why not
+    per_group_scales: ClassVar[bool] = True
+    no_group_reason: ClassVar[str] = ""
+
     # ---- interface (see the module docstring); kinds define ``precision`` and ``peak_macs`` ----
     @property
     def default_weights(self) -> str:
         return self.precision
 
-    def problems(self, weights: str, activations: str) -> list[str]:
+    def problems(self, weights: str, activations: str, operand: str = "weights") -> list[str]:
         raise NotImplementedError
+
+    def group_problems(self, group_size: int, reductions: Mapping[int, str]) -> list[str]:
+        return group_problems(self, group_size, reductions)
 
     def supports_pair(self, weights: str, activations: str) -> bool:
         return not self.problems(weights, activations)
@@ -104,6 +123,12 @@ class _PEBase(Schema):
 
     def steps(self, weights: str, activations: str) -> tuple[int, float]:
         raise NotImplementedError
+
+    def paced_step_cycles(self, weights: str, activations: str, *, pes: int, stationary: bool) -> float:
+        """Cycles per step when ``pes`` PEs, each with its own weight, advance together
+        (``stationary``: each keeps one weight for a whole fold). Kinds whose step cycles do not
+        depend on the weight's value take ``steps``'s; ``tpe`` overrides it."""
+        return self.steps(weights, activations)[1]
 
     def cost(self, weights: str, activations: str, table) -> PECost:
         d, c = self.steps(weights, activations)
@@ -138,6 +163,45 @@ class _PEBase(Schema):
 
     def edge_area_um2(self, table) -> Sourced:
         return Sourced(0.0, "none")
+
+
+def group_problems(pe: Any, group_size: int, reductions: Mapping[int, str]) -> list[str]:
+    """Why weights quantized in groups of ``group_size`` along K cannot run on ``pe`` (any kind,
+    ``mac`` included); ``reductions``: {K: name of an operator with that reduction dimension}."""
+    if not group_size:
+        return []
+    if not getattr(pe, "per_group_scales", True):
+        return [f"group-quantized weights (group size {group_size}) cannot run on the {pe.kind} PE: "
+                f"{pe.no_group_reason}; leave workload.precision.group_size unset (per-channel "
+                f"scales) or choose a kind that dequantizes per group (mixpe, bitmod, lut, mac)"]
+    if getattr(pe, "dequant", "none") == "none":
+        return []  # scales folded elsewhere: groups need not tile K
+    bad = {K: name for K, name in reductions.items() if K % group_size}
+    if not bad:
+        return []
+    hint = suggest_group_size(group_size, list(reductions))
+    advice = (f"choose a group size that divides every K ({', '.join(map(str, sorted(reductions)))}), "
+              f"e.g. {hint}" if hint else
+              f"no group size above 1 divides every K ({', '.join(map(str, sorted(reductions)))}): "
+              f"leave group_size unset")
+    return [f"group size {group_size} does not divide the reduction dimension K = {K} of '{name}' "
+            f"(K / {group_size} = {K / group_size:g}); the {pe.kind} PE dequantizes once per group "
+            f"of K ({advice})" for K, name in sorted(bad.items())]
+
+
+def suggest_group_size(group_size: int, reductions: list[int]) -> int | None:
+    """A group size dividing every K in ``reductions``: of the common divisors (at least 16 where
+    there are any), the one closest to ``group_size`` on a log scale (the larger on a tie), so a
+    rejected 100 on K in {4096, 11008} suggests 128. None if the K have no common divisor > 1."""
+    g = 0
+    for K in reductions:
+        g = math.gcd(g, int(K))
+    small = [d for d in range(1, math.isqrt(g) + 1) if g % d == 0]
+    divisors = sorted({x for d in small for x in (d, g // d)} - {1})
+    if not divisors:
+        return None
+    big = [d for d in divisors if d >= 16] or divisors
+    return min(big, key=lambda d: (abs(math.log2(d / group_size)), -d))
 
 
 def _named(s: Sourced, what: str) -> Sourced:

@@ -44,12 +44,12 @@ class BitModPE(_PEBase):
     def peak_macs(self) -> int:
         return self.dot_width
 
-    def problems(self, weights: str, activations: str) -> list[str]:
+    def problems(self, weights: str, activations: str, operand: str = "weights") -> list[str]:
         out = []
         if not _same_format(activations, self.activations):
             out.append(f"{activations} activations: this BitMoD PE takes {self.activations}")
         if bits_of(weights) > 16:
-            out.append(f"{weights} weights: at most 16 bits are fed bit-serially")
+            out.append(f"{weights} {operand}: at most 16 bits are fed bit-serially")
         return out
 
     def steps(self, weights: str, activations: str) -> tuple[int, float]:

@@ -47,14 +47,14 @@ class LutPE(_PEBase):
     def peak_macs(self) -> int:
         return self.group_k
 
-    def problems(self, weights: str, activations: str) -> list[str]:
+    def problems(self, weights: str, activations: str, operand: str = "weights") -> list[str]:
         out = []
         if not _same_format(activations, self.activations):
             out.append(f"{activations} activations: this LUT PE's tables hold {self.activations}")
         if bits_of(weights) > 16:
-            out.append(f"{weights} weights: the LUT PE reads at most 16 bit planes")
+            out.append(f"{weights} {operand}: the LUT PE reads at most 16 bit planes")
         elif not is_float(weights) and bits_of(weights) > self.max_weight_bits:
-            out.append(f"{weights} weights: this LUT PE takes integer weights up to "
+            out.append(f"{weights} {operand}: this LUT PE takes integer weights up to "
                        f"{self.max_weight_bits} bits (bit planes; raise pe.max_weight_bits)")
         return out
 

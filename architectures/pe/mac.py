@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import Dequant, DequantEnergy, PECost, _named, _sum
+from architectures.pe.base import Dequant, DequantEnergy, PECost, _named, _sum, group_problems
 from workloads.precision import Precision, accumulator_for, bits_of, is_float
 from workloads.schema import Schema, quantity
 
@@ -58,9 +59,14 @@ class PE(Schema):
             return bits_of(precision) <= 8
         return (not is_float(precision)) and bits_of(precision) <= bits_of(self.precision)
 
-    def problems(self, weights: str, activations: str) -> list[str]:
+    def problems(self, weights: str, activations: str, operand: str = "weights") -> list[str]:
         return [f"{p} {what} cannot run on a {self.precision} MAC PE"
-                for p, what in ((weights, "weights"), (activations, "activations")) if not self.supports(p)]
+                for p, what in ((weights, operand), (activations, "activations")) if not self.supports(p)]
+
+    def group_problems(self, group_size: int, reductions: Mapping[int, str]) -> list[str]:
+        """See ``architectures.pe.base``: a MAC dequantizes per weight or per group, or (``none``)
+        takes weights converted on load."""
+        return group_problems(self, group_size, reductions)
 
     def supports_pair(self, weights: str, activations: str) -> bool:
         return not self.problems(weights, activations)

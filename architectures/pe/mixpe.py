@@ -28,8 +28,13 @@ class MixPE(_PEBase):
     lanes: int = Field(1, ge=1, le=64, description="weights (with their products) per cycle")
     dequant: Dequant = Field("per_group", description="per_group (MixPE) | per_weight (dequantize "
                              "in the inner loop, for comparison) | none")
+    # Assumption (no source): MixPE (arXiv 2411.16158) applies scale and zero point once per
+    # group's partial sum but gives no cycle count; 1 cycle per group boundary assumes the
+    # accumulator stalls for one multiply-add. BitMoD's artifact charges none (its dequantizer
+    # works beside the next group): set 0 for that.
     dequant_cycles: float = Field(1.0, ge=0, description="cycles a dequantization takes (per group "
-                                  "boundary, or per step for per_weight)")
+                                  "boundary, or per step for per_weight); 1 is an assumption, "
+                                  "not from the paper")
     dequant_energy_pj: DequantEnergy = None
 
     @property
@@ -44,12 +49,12 @@ class MixPE(_PEBase):
     def peak_macs(self) -> int:
         return self.lanes
 
-    def problems(self, weights: str, activations: str) -> list[str]:
+    def problems(self, weights: str, activations: str, operand: str = "weights") -> list[str]:
         out = []
         if not _same_format(activations, self.activations):
             out.append(f"{activations} activations: this MixPE takes {self.activations} activations")
         if bits_of(weights) > bits_of(self.activations):
-            out.append(f"{weights} weights are wider than the {self.activations} datapath")
+            out.append(f"{weights} {operand} are wider than the {self.activations} datapath")
         return out
 
     def steps(self, weights: str, activations: str) -> tuple[int, float]:

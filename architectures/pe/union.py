@@ -33,44 +33,57 @@ PEKind = Annotated[Union[tuple(Annotated[cls, Tag(name)] for name, cls in PE_KIN
 
 def _kind_errors(value: Any, handler) -> Any:
     """Validate with the kind's class; report problems at ``pe.<field>`` (without the union's
-    tag) with the kind's own keys as hints."""
+    tag) with the kind's own keys as hints. A cross-field rule of a kind (a model validator)
+    names its field by raising ``FieldProblems``; one that names none is reported at
+    ``pe.kind``, never at ``pe.`` (an empty key)."""
     from pydantic import ValidationError
 
-    from workloads.errors import did_you_mean
     from workloads.schema import FieldProblems
 
     try:
         return handler(value)
     except ValidationError as exc:
         kind = _kind_of(value)
-        cls = PE_KINDS.get(kind)
         items = []
         for err in exc.errors(include_url=False):
             loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
             if loc and loc[0] == kind:
                 loc = loc[1:]
-            msg = err["msg"]
-            for prefix in ("Value error, ", "Assertion failed, "):
-                if msg.startswith(prefix):
-                    msg = msg[len(prefix):]
-            if err["type"] == "extra_forbidden" and cls is not None:
-                names = [n for n in cls.model_fields]
-                hint = did_you_mean(loc[-1], names)
-                msg = (f"unknown key '{loc[-1]}' for pe kind '{kind}'" + (f" ({hint})" if hint else
-                       f"; its keys: {', '.join(names)}"))
-            elif err["type"] == "pe_kind":
-                msg = f"'{kind}' is not a PE kind; kinds: {', '.join(PE_KINDS)}"
-                hint = did_you_mean(str(kind), PE_KINDS)
-                msg += f" ({hint})" if hint else ""
-                loc = ["kind"]
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            elif err["type"] == "literal_error":
-                msg = f"expected one of {err.get('ctx', {}).get('expected', '')}, found {err.get('input')!r}"
-            elif err["type"] not in ("value_error", "assertion_error"):
-                msg = f"{msg[0].lower()}{msg[1:]}, found {err.get('input')!r}"
-            items.append((".".join(loc), msg))
+            inner = (err.get("ctx") or {}).get("error")
+            if isinstance(inner, FieldProblems):  # a model validator naming its fields
+                items.extend((".".join(loc + [path]), msg) for path, msg in inner.items)
+                continue
+            loc, msg = _message(err, loc, kind)
+            items.append((".".join(loc) or "kind", msg))
         raise FieldProblems(items) from None
+
+
+def _message(err: dict, loc: list[str], kind: str) -> tuple[list[str], str]:
+    """One pydantic error of a PE kind as (key path under ``pe``, message)."""
+    from workloads.errors import did_you_mean
+
+    cls = PE_KINDS.get(kind)
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err["type"] == "extra_forbidden" and cls is not None:
+        names = [n for n in cls.model_fields]
+        hint = did_you_mean(loc[-1], names)
+        msg = (f"unknown key '{loc[-1]}' for pe kind '{kind}'" + (f" ({hint})" if hint else
+               f"; its keys: {', '.join(names)}"))
+    elif err["type"] == "pe_kind":
+        msg = f"'{kind}' is not a PE kind; kinds: {', '.join(PE_KINDS)}"
+        hint = did_you_mean(str(kind), PE_KINDS)
+        msg += f" ({hint})" if hint else ""
+        loc = ["kind"]
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] == "literal_error":
+        msg = f"expected one of {err.get('ctx', {}).get('expected', '')}, found {err.get('input')!r}"
+    elif err["type"] not in ("value_error", "assertion_error"):
+        msg = f"{msg[0].lower()}{msg[1:]}, found {err.get('input')!r}"
+    return loc, msg
 
 
 _PEUnion = PEKind

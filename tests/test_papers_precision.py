@@ -253,7 +253,8 @@ def test_tpe_gemm_cycles_follow_the_partial_products(tmp_path):
     # the average partial products (ceil per fold), the paper's cycles per MAC. In lockstep every
     # step waits for the slowest of the 256 weights in flight: the expected largest count, 3.0 at
     # sigma 10 and 4.0 (an INT8 weight's most) from sigma 30 on. The paper does not say how its
-    # bit-slice array synchronizes; Tessera's default is lockstep (architectures/pe/tpe.py).
+    # bit-slice array synchronizes; Tessera's default is decoupled, the paper's cycles per MAC
+    # (architectures/pe/tpe.py).
     rows = _rows("tpe_partial_products", tmp_path)
     cycles = {(r["params"]["architecture.pe.weight_sigma"], r["params"]["architecture.pe.sync"]):
               r["metrics"]["cycles"] for r in rows}

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from architectures.energy import Sourced
-from architectures.pe.base import _int_ok, _named, _PEBase
+from architectures.pe.base import _int_ok, _named, _PEBase, _sum
 from workloads.precision import accumulator_for, bits_of
 
 __all__ = ["TpePE", "csd_digits", "partial_product_pmf", "average_partial_products",
@@ -72,10 +72,12 @@ class TpePE(_PEBase):
     or its mean directly by ``partial_products``.
 
     Pacing (``paced_step_cycles``): PEs that advance together wait for the slowest. With
-    ``sync: lockstep`` (a globally clocked systolic array) an output-stationary step lasts the
+    ``sync: decoupled`` (the default, and the paper's cycles per MAC: the mean count) an
+    output-stationary PE's time is the sum of its column's counts. With ``sync: lockstep`` (a
+    globally clocked systolic array, a pessimistic bound the paper does not describe) an output-stationary step lasts the
     largest count among the rows x cols different weights in flight (its expectation, from the
-    distribution); with ``sync: decoupled`` (FIFOs between PEs) an output-stationary PE's time is
-    the sum of its column's counts, the same for every PE of the column, so a step costs the mean.
+    distribution); decoupled PEs (FIFOs between PEs) all see the same column sum, so a step costs
+    the mean.
     Weight- and input-stationary folds hold one weight per PE for the whole fold, so the slowest
     of the rows x cols weights paces every step whatever ``sync`` says. Energy is charged per
     partial product actually added (the mean), not for waiting cycles."""
@@ -88,7 +90,7 @@ class TpePE(_PEBase):
                                            "per MAC, taken as the cycles per step whatever the pacing "
                                            "(overrides weight_sigma)")
     sync: Literal["lockstep", "decoupled"] = Field(
-        "lockstep", description="lockstep: every step waits for the slowest PE of the array | "
+        "decoupled", description="lockstep: every step waits for the slowest PE of the array | "
         "decoupled: FIFOs between PEs, an output-stationary step costs the mean count")
 
     per_group_scales: ClassVar[bool] = False
@@ -128,16 +130,10 @@ class TpePE(_PEBase):
                       "one partial-product add (assumed: an accumulator add per cycle)")
 
     def derived_area(self, table) -> Sourced:
-        mac = table.mac_um2(self.precision, accumulator_for(self.precision))
-        rel = _OPT1_PE_UM2 / _MAC_PE_UM2
-        return Sourced(rel * mac.value, f"derived: TPE PE {_OPT1_PE_UM2} um^2 / MAC PE {_MAC_PE_UM2} um^2 "
-                                        f"(TPE paper's OPT1 and MAC PEs, SAED32) x a {self.precision} MAC "
-                                        f"[{mac.source}]")
-
-
-# TPE's synthesized PEs (published_designs.md Sec. 7; fhys/High-Performance-Tensor-Processing-Engines
-# @5eb6686 README, SAED32): the MAC PE 1481 um^2 at 500 MHz, the OPT1 PE 1446 um^2 at 666 MHz. The
-# bit-serial EN-T PE (OPT3/OPT4) is not in the released RTL, so its area is taken as OPT1's: about a
-# MAC PE (an assumption; a PE adding one partial product per cycle could be smaller).
-_MAC_PE_UM2 = 1481.0
-_OPT1_PE_UM2 = 1446.0
+        # Assumption: a PE that adds one shifted partial product per cycle is an accumulator adder
+        # plus a signed-digit encoder (an adder's worth). The released RTL has no bit-serial
+        # (OPT3/OPT4) PE; its synthesized OPT1 PE (1446 um^2, about its MAC PE's 1481 um^2; fhys/High-
+        # Performance-Tensor-Processing-Engines@5eb6686 README, SAED32) is a full parallel MAC, an
+        # upper bound a preset can set with ``pe.area`` (tpe_csd does).
+        return _sum((1, _named(table.adder_um2(accumulator_for(self.precision)), "partial-product adder")),
+                    (1, _named(table.adder_um2(self.precision), "digit encoder (an adder's worth)")))

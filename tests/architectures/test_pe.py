@@ -133,11 +133,11 @@ def test_tpe_uniform_int4_weights_decoupled_and_lockstep():
     assert partial_product_pmf(None, 4) == pytest.approx((1 / 16, 7 / 16, 8 / 16))
     assert expected_max_partial_products(None, 16, 4) == pytest.approx(2 - 16.0 ** -16 - 2.0 ** -16)
     prec = {"weights": "int4", "activations": "int4"}
-    # decoupled PEs (os): a step costs the mean: fold = ceil(22 x 1.4375) = 32, 4 folds
-    _, dec = tiny({"kind": "tpe", "precision": "int4", "sync": "decoupled"}, prec)
+    # decoupled PEs (os, the default): a step costs the mean: fold = ceil(22 x 1.4375) = 32, 4 folds
+    _, dec = tiny({"kind": "tpe", "precision": "int4"}, prec)
     assert dec["cycles"] == 4 * 32
     # lockstep: every step waits for the slowest of 16 PEs: fold = ceil(22 x 1.99998) = 44
-    _, lock = tiny({"kind": "tpe", "precision": "int4"}, prec)
+    _, lock = tiny({"kind": "tpe", "precision": "int4", "sync": "lockstep"}, prec)
     assert lock["cycles"] == 4 * 44
     # energy follows the partial products actually added (the mean), not the waiting:
     # 1024 x 1.4375 = 1472 busy cycles x 0.1 pJ (int32 add) = 147.2 pJ, both ways
@@ -152,10 +152,10 @@ def test_tpe_uniform_int4_weights_decoupled_and_lockstep():
         assert ws["cycles"] == 8 * 36
 
 
-def test_tpe_area_follows_the_papers_pe_over_its_mac():
-    # TPE's OPT1 PE 1446 um^2 vs its MAC PE 1481 um^2 (published_designs.md Sec. 7), times the
-    # 45 nm table's int8 MAC (282 + 137 um^2)
-    assert TpePE().area_um2(AREA).value == pytest.approx(1446 / 1481 * 419)
+def test_tpe_area_is_an_accumulator_adder_and_a_digit_encoder():
+    # one partial product a cycle: an int32 accumulator adder (137 um^2) plus a signed-digit
+    # encoder taken as an int8 adder (36 um^2), Horowitz 45 nm: 173 um^2
+    assert TpePE().area_um2(AREA).value == pytest.approx(137 + 36)
 
 
 # ---- hand-computed energy per kind on the tiny GEMM (os, 4 folds of 22 cycles for 1 MAC/cycle) ----

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (every problem printed, one per line, no trac
 from __future__ import annotations
 
 import argparse
+import textwrap
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         _load_builtin()
         for n, p in PASSES.items():
             print(f"{n:24s} requires {', '.join(p.requires) or '-':20s} {p.doc}")
+    elif what == "pe-kinds":
+        from architectures.pe import PE_KINDS
+
+        for n, cls in PE_KINDS.items():
+            doc = " ".join((cls.__doc__ or "").replace("``", "").split()).split(": ", 1)[-1]
+            print(f"{n:12s} {textwrap.shorten(doc.split('. ')[0], 110, placeholder=' ...')}")
     elif what == "energy-tables":
         from architectures.energy import energy_table, energy_table_names
 
@@ -165,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("experiment")
     v.set_defaults(fn=cmd_validate)
 
-    ls = sub.add_parser("list", help="list presets, models, templates, engines, passes, energy tables")
-    ls.add_argument("what", choices=("presets", "models", "templates", "engines", "passes", "energy-tables"))
+    ls = sub.add_parser("list", help="list presets, models, templates, PE kinds, engines, passes, energy tables")
+    ls.add_argument("what", choices=("presets", "models", "templates", "pe-kinds", "engines", "passes",
+                                     "energy-tables"))
     ls.set_defaults(fn=cmd_list)
 
     sh = sub.add_parser("show", help="show a preset's resolved fields with units and sources, or a model")

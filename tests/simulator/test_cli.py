@@ -70,10 +70,19 @@ def test_validate(exp_file, capsys):
     assert "ok" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("what", ["presets", "models", "templates", "engines", "passes", "energy-tables"])
+@pytest.mark.parametrize("what", ["presets", "models", "templates", "pe-kinds", "engines", "passes",
+                                  "energy-tables"])
 def test_list(what, capsys):
     assert main(["list", what]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_list_pe_kinds_names_every_kind(capsys):
+    from architectures.pe import PE_KINDS
+
+    assert main(["list", "pe-kinds"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == list(PE_KINDS)
 
 
 def test_show_preset_prints_sources(capsys):

@@ -42,6 +42,15 @@ costs come from a cache of simulated grid shapes:
   case and pins the error (within 0.4 % for throughput and energy, 1.1 % for TTFT and TBT,
   median and p99; on Mixtral-8x7B on 4 devices within 0.05 % and 1.8 %).
 
+Shapes an iteration needs that are not cached yet are simulated as one batch (``prepare``): on
+helper processes forked from this one when there are several (``workers``, by default
+``simulator.serving.workers.default_workers()``: the cores, at most 4; 1 inside a sweep's worker
+processes; ``TESSERA_SERVING_WORKERS`` overrides it). A shape's simulation depends on the shape
+alone (the tile budget is the full model's, whatever the guess it starts from), so the costs, and
+every result, are the same with any number of workers; the tests check it. While shapes are
+simulated the garbage collector runs less often (``workers.relaxed_gc``: lowering allocates many
+objects and few cycles).
+
 Energy counts every device: each simulated layer's row is weighted by the devices that run it
 (``Parallelism.replicas``): with tensor parallelism every device does the simulated device's
 work; with expert parallelism the non-expert operators run on every device (data parallel) and
@@ -52,12 +61,17 @@ from __future__ import annotations
 
 import bisect
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from workloads.serving import IterationShape
 from simulator.result import LayerResult, ResourceStats, SimResult
 from simulator.serving.plan import ServingPlan
+from simulator.serving.workers import JobWorkers, default_workers, relaxed_gc
+
+_Job = tuple[IterationShape, bool, dict[tuple[bool, bool], int]]  # shape, timed, tile guesses
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,15 @@ def _bracket(v: float, grid: list[int]) -> tuple[int, int]:
     return grid[max(0, i - 1)], grid[min(i, len(grid) - 1)]
 
 
+def _kind(shape: IterationShape) -> tuple[bool, bool]:
+    """Shapes of a kind (with prompt tokens?, with decoding sequences?) run the same operators."""
+    return shape.prefill_tokens > 0, shape.decode_batch > 0
+
+
+def _run_job(costs: weakref.ref, job: _Job) -> tuple[_Shape, int, int | None]:
+    return costs()._simulate(*job)
+
+
 def _weights(v: float, lo: int, hi: int) -> list[tuple[int, float]]:
     if hi == lo:
         return [(lo, 1.0)]
@@ -121,7 +144,7 @@ class IterationCosts:
     """Iteration time and energy from the event engine, cached by shape (module docstring)."""
 
     def __init__(self, plan: ServingPlan, simulate_graph: Callable[..., SimResult], *, max_tasks: int = 60_000,
-                 max_tiles_per_layer: int = 64, tile_fidelity: bool = True):
+                 max_tiles_per_layer: int = 64, tile_fidelity: bool = True, workers: int | None = None):
         self.plan = plan
         self.cm = plan.spec.cost_model
         self.simulate_graph = simulate_graph  # (graph, max_tiles_per_layer or None) -> SimResult
@@ -140,6 +163,11 @@ class IterationCosts:
         self._tiles_guess: dict[tuple[bool, bool], int] = {}
         self.usage: dict[IterationShape, tuple[float, float]] = {}  # summed (time, energy) weights
         self.simulations = 0
+        self._interned: dict[tuple[int, int, int, int], IterationShape] = {}
+        self.workers = default_workers() if workers is None else max(1, workers)
+        # helper processes, forked at the first batch of several shapes (the job holds no
+        # strong reference to self: the helpers end when this object is collected)
+        self.pool = JobWorkers(partial(_run_job, weakref.ref(self)), self.workers)
 
     # -- the shapes -----------------------------------------------------------------------------
     def corners(self, prefill_tokens: int, span: float, decode: int,
@@ -148,16 +176,19 @@ class IterationCosts:
         weight); see the module docstring."""
         if self.cm.mode == "exact":
             L = max(1, int(round(span))) if prefill_tokens else 1
-            return [(IterationShape(prefill_tokens, L, decode, int(round(context)) if decode else 0), 1.0, 1.0)]
-        out: dict[IterationShape, list[float]] = {}
+            return [(self._intern((prefill_tokens, L, decode, int(round(context)) if decode else 0)), 1.0, 1.0)]
+        out: dict[tuple[int, int, int, int], list[float]] = {}  # (P, L, D, C): summed weights
 
         def add(p: int, d: int, c: int, L: int, wt: float, we: float) -> None:
             if (p == 0 and d == 0) or (wt <= 0 and we <= 0):
                 return
-            key = IterationShape(p, L if p else 1, d, c if d else 0)
-            acc = out.setdefault(key, [0.0, 0.0])
-            acc[0] += wt
-            acc[1] += we
+            key = (p, L if p else 1, d, c if d else 0)
+            acc = out.get(key)
+            if acc is None:
+                out[key] = [wt, we]
+            else:
+                acc[0] += wt
+                acc[1] += we
 
         ep, tb = self.ep, self.cm.token_bucket
         if prefill_tokens == 0:  # decode only: bilinear in (D, C) on the fine grids
@@ -185,17 +216,31 @@ class IterationCosts:
                             add(p_hi, d_hi, c, L, wl * wt * x * wc, wl * we * x * wc)
         tt = sum(v[0] for v in out.values())
         te = sum(v[1] for v in out.values())
-        return [(k, v[0] / tt, v[1] / te) for k, v in out.items()]
+        return [(self._intern(k), v[0] / tt, v[1] / te) for k, v in out.items()]
+
+    def _intern(self, key: tuple[int, int, int, int]) -> IterationShape:
+        """One ``IterationShape`` object per shape: the caches' lookups then find it by identity."""
+        shape = self._interned.get(key)
+        if shape is None:
+            shape = self._interned[key] = IterationShape(*key)
+        return shape
 
     def cost(self, prefill_tokens: int, span: float, decode: int, context: float) -> IterationCost:
         """Time and energy of an iteration (interpolated or exact, per ``cost_model.mode``)."""
         corners = self.corners(prefill_tokens, span, decode, context)
+        if not all(self._cached(shape, wt > 0) for shape, wt, _ in corners):
+            self.prepare([(shape, wt > 0) for shape, wt, _ in corners])  # the missing ones, as one batch
         seconds = energy = 0.0
         for shape, wt, we in corners:
-            s = self.shape(shape, timed=wt > 0)
+            s = self.shapes.get(shape)
+            if s is None:  # energy only
+                s = self.untimed[shape]
             seconds += wt * s.cycles / s.freq_hz
             energy += we * s.energy_pj
         return IterationCost(seconds, energy, tuple(corners))
+
+    def _cached(self, shape: IterationShape, timed: bool) -> bool:
+        return shape in self.shapes or (not timed and shape in self.untimed)
 
     def record(self, cost: IterationCost) -> None:
         """Count an iteration that ran: add its corners' time and energy weights to ``usage``."""
@@ -208,44 +253,82 @@ class IterationCosts:
         """A shape's simulation. ``timed=False``: only its energy and counters are wanted, which
         do not depend on timing: one 2-layer simulation at one tile per operator suffices (its
         time is not used)."""
+        self.prepare([(shape, timed)])
         hit = self.shapes.get(shape)
-        if hit is None and not timed:
-            hit = self.untimed.get(shape)
-            if hit is None:
-                hit = self.untimed[shape] = self._simulate(shape, timed=False)
-        elif hit is None:
-            hit = self.shapes[shape] = self._simulate(shape)
-            self.untimed.pop(shape, None)
-        return hit
+        return hit if hit is not None else self.untimed[shape]
+
+    def prepare(self, wanted: list[tuple[IterationShape, bool]]) -> None:
+        """Simulate the ``(shape, timed)`` not cached yet, as one batch (on the helper processes
+        when there are several). Every job starts from the tile budgets learnt before the batch
+        (a kind of shape met for the first time sends one of its shapes ahead, to learn its
+        budget), so what is simulated does not depend on which process ran what."""
+        guessing = self.tile_fidelity and self.cm.layers == "extrapolate" and self.plan.cfg.num_hidden_layers > 2
+        while True:
+            guess = dict(self._tiles_guess)
+            jobs: list[_Job] = []
+            seen: set[IterationShape] = set()
+            for shape, timed in wanted:
+                if shape not in seen and not self._cached(shape, timed):
+                    seen.add(shape)
+                    jobs.append((shape, timed, guess))
+            # a kind of shape met for the first time: one of them first, to learn its tile budget
+            scouts: dict[tuple[bool, bool], _Job] = {}
+            for j in jobs:
+                if guessing and j[1] and _kind(j[0]) not in guess:
+                    scouts.setdefault(_kind(j[0]), j)
+            if not scouts:
+                break
+            self._run(list(scouts.values()))
+        if jobs:
+            self._run(jobs)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        jobs = sorted(jobs, key=lambda j: not j[1])  # the timed ones (two simulations) first: less idle at the end
+        with relaxed_gc():
+            done = self.pool.map(jobs)
+        for (shape, timed, _), (sim, runs, tiles) in zip(jobs, done):
+            self.simulations += runs
+            if timed:
+                self.shapes[shape] = sim
+                self.untimed.pop(shape, None)
+                if tiles is not None:
+                    self._tiles_guess[_kind(shape)] = tiles
+            else:
+                self.untimed[shape] = sim
+
+    def close(self) -> None:
+        """End the helper processes (also done when this object is collected)."""
+        self.pool.close()
 
     def _tiles_for(self, running: int) -> int | None:
         if not self.tile_fidelity:
             return None
         return max(1, min(self.max_tiles, self.max_tasks // max(1, 3 * running)))
 
-    def _simulate(self, shape: IterationShape, timed: bool = True) -> _Shape:
+    def _simulate(self, shape: IterationShape, timed: bool = True,
+                  guess: dict[tuple[bool, bool], int] | None = None) -> tuple[_Shape, int, int | None]:
+        """Simulate ``shape``: its ``_Shape``, the graph simulations run, and the tile budget used
+        (the full model's; ``guess``: the budget to try first, by kind)."""
         n = self.plan.cfg.num_hidden_layers
         if not timed and n > 2 and self.cm.layers == "extrapolate":
             r2 = self.simulate_graph(self.plan.iteration_graph(shape, 2), 1)
-            self.simulations += 1
-            return self._collect([(r2, lambda l: float(n - 1) if l.block == "layers.1" else 1.0)], 0.0, r2)
+            return self._collect([(r2, lambda l: float(n - 1) if l.block == "layers.1" else 1.0)], 0.0, r2), 1, None
         if self.cm.layers == "all" or n <= 2:
             r = self.simulate_graph(self.plan.iteration_graph(shape), None)
-            self.simulations += 1
-            return self._collect([(r, lambda l: 1.0)], r.cycles, r)
+            return self._collect([(r, lambda l: 1.0)], r.cycles, r), 1, None
         g1, g2 = self.plan.iteration_graph(shape, 1), self.plan.iteration_graph(shape, 2)
         # the tile budget of the full model's graph, from its running operators (linear in the
-        # layers); guessed from the last shape of the same kind, checked, and redone if wrong
-        kind = (shape.prefill_tokens > 0, shape.decode_batch > 0)
-        tiles = self._tiles_guess.get(kind, self.max_tiles) if self.tile_fidelity else None
+        # layers); guessed from the last shape of the same kind, checked, and redone if wrong.
+        # A kind's first shape tries one tile per operator: a cheap simulation that counts them
+        tiles = (guess or {}).get(_kind(shape), 1) if self.tile_fidelity else None
+        runs = 0
         while True:
             r1, r2 = self.simulate_graph(g1, tiles), self.simulate_graph(g2, tiles)
-            self.simulations += 2
+            runs += 2
             if tiles is None:
                 break
             a, b = _running(r1), _running(r2)
             want = self._tiles_for(a + (n - 1) * (b - a))
-            self._tiles_guess[kind] = want
             if want == tiles:
                 break
             tiles = want
@@ -262,7 +345,7 @@ class IterationCosts:
             if a is not None:
                 out.resources[name] = (stats, a.busy_cycles + (n - 1) * (busy - a.busy_cycles),
                                        a.tasks + (n - 1) * (tasks - a.tasks), a.bytes + (n - 1) * (nbytes - a.bytes))
-        return out
+        return out, runs, tiles
 
     def _collect(self, parts: list[tuple[SimResult, Callable[[LayerResult], float]]], cycles: float,
                  base: SimResult) -> _Shape:

@@ -1,10 +1,11 @@
 """Processing in memory (PIM) in the HBM stacks of a device: bank, bank-group and logic-die PIM.
 
 Contract: ``PimSpec`` is the ``pim:`` section of a template that has PIM (``gpu_pim``,
-``architectures.hetero``). It describes, per HBM stack, where the compute sits (``kind``), the
-bandwidth it reads the DRAM banks at (``internal_bandwidth_bytes_per_s``), its MAC rate, its
-energy per bit read, and how it shares the banks with the xPU's normal accesses (``sharing``).
-``pim_time`` and ``pim_energy_pj`` are its per-operator cost model; the owning template checks
+``systolic_pim``: ``architectures.hetero``). It describes, per HBM stack, where the compute sits
+(``kind``), the bandwidth it reads the DRAM banks at (``internal_bandwidth_bytes_per_s``), its
+MAC rate, its energy per bit read, and how it shares the banks with the xPU's normal accesses
+(``sharing``).
+``pim_time`` and ``dram_energy_pj`` are its per-operator cost model; the owning template checks
 the section against its HBM (``check_against_hbm``) and reports problems by key path.
 
 The three kinds (Duplex, MICRO 2024, Sec. II-D; presets under ``architectures/presets/``):
@@ -32,17 +33,23 @@ their own share):
 - energy: ``bytes x 8 x energy_pj_per_bit`` for the DRAM side, MACs and vector ops at the
   device's energy table.
 
-Sharing the banks with the xPU (``sharing``):
+Sharing the banks with the xPU (``sharing``), and what each mode does and does not model:
 
-- ``bank_partition`` (Duplex's bank-bundle partitioning): the banks of every pseudo-channel are
-  split into bundles that hold PIM operands (KV cache, the weights PIM runs) and bundles for the
-  rest, so the xPU and PIM never open the same bank: they run concurrently, each at its own
-  bandwidth (two channels in the lowering). ``pim_bank_fraction`` of the banks must deliver
-  PIM's internal bandwidth, the rest the xPU's external bandwidth.
-- ``time_share``: PIM reads all banks in lockstep (all-bank mode), so while it runs the xPU
-  cannot access the DRAM and vice versa: one channel in the lowering, on which an xPU transfer
-  holds the banks for ``bytes / external bandwidth`` and a PIM transfer for ``bytes / internal
-  bandwidth`` (transfers are served first-come first-served).
+- ``bank_partition`` (Duplex's bank-bundle partitioning, the Duplex presets): the banks of every
+  pseudo-channel are split into bundles that hold PIM operands (KV cache, the weights PIM runs)
+  and bundles for the rest, so the xPU and PIM never open the same bank: they run concurrently,
+  each at its own bandwidth (two channels in the lowering, ``hbm`` and ``pim_banks``), and they
+  never contend. ``pim_bank_fraction`` of the banks must deliver PIM's internal bandwidth and
+  the rest the xPU's external bandwidth (checked at load). Not modelled: the command bus and
+  data TSVs the two sides may still share, row-buffer conflicts inside a bundle, and the capacity
+  split (any tensor may live in either bundle): an upper bound on the overlap Duplex reports.
+- ``time_share`` (all-bank mode, as Samsung's HBM-PIM; the bank-level and bank-group presets):
+  PIM reads all banks in lockstep, so while it runs the xPU cannot access the DRAM and vice
+  versa: one channel in the lowering (the xPU's), on which an xPU transfer holds the banks for
+  ``bytes / external bandwidth`` and a PIM transfer for ``bytes / internal bandwidth``;
+  transfers (chunks of an operator) are served first come, first served, so an xPU operator and
+  a PIM operator that run at once take about the sum of their memory times. Not modelled: the
+  cost of switching the banks between the two modes.
 
 What the banks can deliver: ``pseudo_channels_per_stack x banks_per_pseudo_channel x
 bank_bandwidth`` per stack (every bank streaming column reads of an open row); a PIM whose

@@ -1,25 +1,29 @@
-"""The ``gpu_pim`` template's planner and resources: xPU kernels and PIM operators on shared banks.
+"""Planners and resources of the templates with PIM (``gpu_pim``, ``systolic_pim``): xPU operators
+and PIM operators on shared banks.
 
 Resources (per device): the xPU's (``mappers.gpu_plan``: unit ``gpu``, channel ``hbm`` at the
-sustained external bandwidth), a unit ``pim`` (the PIM MAC units of all stacks, one operator at
+sustained external bandwidth; ``mappers.lower.systolic_resources``: units ``array`` and
+``vector``, channel ``dram``), a unit ``pim`` (the PIM MAC units of all stacks, one operator at
 a time), and, with ``pim.sharing: bank_partition``, a channel ``pim_banks`` at PIM's sustained
 internal bandwidth: the xPU's and PIM's bank accesses go to different bank bundles and run
-concurrently. With ``time_share`` there is no second channel: PIM's transfers go over ``hbm``,
-each holding it for ``bytes / PIM bandwidth`` (its byte count on the channel is scaled by
-``hbm bandwidth / PIM bandwidth``; the counters keep the real bytes), so the xPU and PIM take
-turns on the banks, first come first served.
+concurrently. With ``time_share`` there is no second channel: PIM's transfers go over the xPU's
+channel (``xpu_channel``: ``hbm`` or ``dram``), each holding it for ``bytes / PIM bandwidth``
+(its byte count on the channel is scaled by ``xPU bandwidth / PIM bandwidth``; the counters keep
+the real bytes), so the xPU and PIM take turns on the banks, first come first served.
 
-Planning. An operator the ``place_pim`` pass left on the xPU is planned by the gpu planner, after
-one adjustment: data exchanged with PIM goes through the DRAM (PIM cannot read the xPU's L2),
-so an xPU operator whose output a PIM operator reads writes it to HBM, and an input produced on
-PIM is read from HBM even if the ``allocate`` pass counted it as resident. An operator on PIM
+Planning. An operator the ``place_pim`` pass left on the xPU is planned by the xPU's planner
+(``gpu``: ``mappers.gpu_plan``; ``systolic_array``: ``mappers.plan``), after one adjustment: data
+exchanged with PIM goes through the DRAM (PIM cannot read the xPU's L2 or SRAM), so an xPU
+operator whose output a PIM operator reads writes it to DRAM, and an input produced on PIM is
+read from DRAM even if the ``allocate`` pass counted it as resident. An operator on PIM
 (``architectures.pim``) reads its inputs and weights from the banks and writes its output back;
-it takes the xPU's kernel launch overhead (the xPU launches a PIM operator like a kernel; with
-``mapper.attention: fused`` attention's three phases share one launch, as on the xPU), then
-``max(compute, memory)`` from PIM's rates, cut into equal chunks (compute cycles at the xPU
-clock, bytes on the bank channel) which the lowering double-buffers, so the event engines
-reproduce the roofline up to one chunk of fill. The chunks follow the plan pass's tile budget,
-recounted here with the PIM operators (the plan pass counts xPU operators only).
+it takes the xPU's launch cost (``pim_launch_s``: a GPU launches a PIM operator like a kernel,
+and with ``mapper.attention: fused`` attention's three phases share one launch, as on the GPU;
+a systolic xPU has none), then ``max(compute, memory)`` from PIM's rates, cut into equal chunks
+(compute cycles at the xPU clock, bytes on the bank channel) which the lowering double-buffers,
+so the event engines reproduce the roofline up to one chunk of fill. The chunks follow the plan
+pass's tile budget, recounted here with the PIM operators (the plan pass counts xPU operators
+only).
 
 Counters of a PIM operator: its bank traffic counts as DRAM/HBM traffic (``dram_*``, ``hbm_*``,
 the COSMA split) and again as ``pim_read_bytes``/``pim_write_bytes``; energy by component
@@ -34,36 +38,44 @@ import math
 
 import numpy as np
 
-from architectures.hetero import GpuPim
+from architectures.hetero import GpuPim, SystolicPim
 from mappers.annotations import OpPlan, Placement, Traffic
 from mappers.gpu_plan import ATTENTION_PHASES, gpu_resources, plan_gpu
-from mappers.lower import template_resources
+from mappers.lower import systolic_resources, template_resources
 from mappers.memory import Residency
 from mappers.pipeline import MapperOptions
-from mappers.plan import planner, spread
+from mappers.plan import plan_systolic, planner, spread
 from simulator.program import Resource
 from workloads.graph import OpGraph
 from workloads.ops import MatMul, Op
 
-__all__ = ["gpu_pim_resources", "plan_gpu_pim", "pim_channel"]
+__all__ = ["gpu_pim_resources", "plan_gpu_pim", "systolic_pim_resources", "plan_systolic_pim", "pim_channel"]
 
 OPERANDS = ("ifmap", "filter", "ofmap")
 
 
-def pim_channel(arch: GpuPim) -> str:
+def pim_channel(arch: GpuPim | SystolicPim) -> str:
     """The channel PIM's bank transfers use."""
-    return "pim_banks" if arch.pim.sharing == "bank_partition" else "hbm"
+    return "pim_banks" if arch.pim.sharing == "bank_partition" else arch.xpu_channel
 
 
 @template_resources("gpu_pim")
 def gpu_pim_resources(arch: GpuPim) -> list[Resource]:
+    return _with_pim(arch, gpu_resources(arch))
+
+
+@template_resources("systolic_pim")
+def systolic_pim_resources(arch: SystolicPim) -> list[Resource]:
+    return _with_pim(arch, systolic_resources(arch))
+
+
+def _with_pim(arch: GpuPim | SystolicPim, out: list[Resource]) -> list[Resource]:
     f = arch.freq_hz
-    out = gpu_resources(arch)
     out.append(Resource("pim", "unit", 1, peak_macs_per_cycle=int(round(arch.pim_macs_per_s / f))))
     if arch.pim.sharing == "bank_partition":
+        xpu = next(r for r in out if r.name == arch.xpu_channel)  # the same DRAM's latency
         out.append(Resource("pim_banks", "channel", bytes_per_cycle=arch.pim_bandwidth_bytes_per_s / f,
-                            latency_cycles=int(math.ceil(arch.memory.hbm.latency_s * f - 1e-9)),
-                            src="banks", dst="pim"))
+                            latency_cycles=xpu.latency_cycles, src="banks", dst="pim"))
     return out
 
 
@@ -108,6 +120,15 @@ def plan_gpu_pim(op: Op, graph: OpGraph, arch: GpuPim, options: MapperOptions, c
     return plan_gpu(op, graph, arch, options, ctx)
 
 
+@planner("systolic_pim")
+def plan_systolic_pim(op: Op, graph: OpGraph, arch: SystolicPim, options: MapperOptions, ctx: dict):
+    """PIM operators with the PIM model; the rest with the systolic planner (see the docstring)."""
+    if graph.get(op.name, Placement).unit == "pim":
+        return _plan_pim(op, arch, options, ctx)
+    _exchange_through_dram(op, graph, ctx)
+    return plan_systolic(op, graph, arch, options, ctx)
+
+
 def _operands(op: Op) -> dict[str, int]:
     """Bytes PIM reads per operand: the first input, the second operand (weights or the other
     matrix), and any further inputs counted with the second."""
@@ -116,7 +137,7 @@ def _operands(op: Op) -> dict[str, int]:
     return {"ifmap": first, "filter": rest}
 
 
-def _plan_pim(op: Op, arch: GpuPim, options: MapperOptions, ctx: dict) -> list:
+def _plan_pim(op: Op, arch: GpuPim | SystolicPim, options: MapperOptions, ctx: dict) -> list:
     # launched by the xPU like a kernel; a fused attention's three phases share one launch
     launch = not (options.attention == "fused" and op.name.endswith(ATTENTION_PHASES)
                   and not op.name.endswith(".attn.qk"))
@@ -130,29 +151,28 @@ def _plan_pim(op: Op, arch: GpuPim, options: MapperOptions, ctx: dict) -> list:
     return cache[key]
 
 
-def _pim_kernel(op: Op, arch: GpuPim, ctx: dict, launch: bool) -> list:
+def _pim_kernel(op: Op, arch: GpuPim | SystolicPim, ctx: dict, launch: bool) -> list:
     f = arch.freq_hz
     pim = arch.pim
     reads = _operands(op)
     read_total = reads["ifmap"] + reads["filter"]
     write_total = op.output.nbytes
     compute_s, memory_s = pim.pim_time(op.macs, op.vector_ops, read_total + write_total,
-                                       arch.kernel.hbm_efficiency)
+                                       arch.pim_default_efficiency)
     compute_cycles = int(round(compute_s * f))
     # chunks of near-equal work, double-buffered by the lowering
-    launch_cycles = int(math.ceil(arch.kernel.launch_overhead_s * f - 1e-9)) if launch else 0
+    launch_cycles = int(math.ceil(arch.pim_launch_s * f - 1e-9)) if launch else 0
     head = 2 if launch_cycles else 0  # launch, then an empty tile its first loads wait for (gpu_plan)
     n = max(1, ctx.get("max_tiles", 64) - head)
     share = np.ones(n, dtype=np.float64)
     channel = pim_channel(arch)
-    scale = 1.0 if channel == "pim_banks" else arch.hbm_sustained_bytes_per_s / arch.pim_bandwidth_bytes_per_s
+    scale = 1.0 if channel == "pim_banks" else arch.xpu_bandwidth_bytes_per_s / arch.pim_bandwidth_bytes_per_s
     zero = np.zeros(head, dtype=np.int64)
     cycles = np.concatenate(([launch_cycles, 0] if head else [], spread(share, compute_cycles))).astype(np.int64)
     loads = {channel: np.concatenate((zero, spread(share, int(round(read_total * scale))))).astype(np.int64)}
     stores = {channel: np.concatenate((zero, spread(share, int(round(write_total * scale))))).astype(np.int64)}
     n += head
 
-    em = arch.energy_model()
     c: dict[str, float] = {}
     writes = {"ifmap": 0, "filter": 0, "ofmap": write_total}
     reads = {**reads, "ofmap": 0}
@@ -178,9 +198,9 @@ def _pim_kernel(op: Op, arch: GpuPim, ctx: dict, launch: bool) -> list:
     precision = None
     if op.is_matrix:
         b = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
-        precision, _ = arch.tensor_precision(op.inputs[0].precision, b.precision)
-    c["mac_energy_pj"] = op.macs * em.mac_pj_at(precision).value if precision else 0.0
-    c["vector_energy_pj"] = op.vector_ops * em.vector_pj_at(op.output.precision).value
+        precision, _ = arch.xpu_matrix_rate(op.inputs[0].precision, b.precision)
+    c["mac_energy_pj"] = op.macs * arch.pim_mac_pj(precision).value if precision else 0.0
+    c["vector_energy_pj"] = op.vector_ops * arch.pim_vector_pj(op.output.precision).value
     c["sram_energy_pj"] = 0.0
     c["dram_energy_pj"] = pim.dram_energy_pj(read_total + write_total)
     c["energy_pj"] = c["mac_energy_pj"] + c["vector_energy_pj"] + c["dram_energy_pj"]

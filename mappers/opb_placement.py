@@ -1,7 +1,7 @@
 """The ``place_pim`` pass: which operators of a device with PIM run on PIM, by arithmetic intensity.
 
-Contract: on a template with PIM (``gpu_pim``) the pass, run after ``place``, moves operators to
-the unit ``pim`` and attaches a ``UnitChoice`` (the unit, the operator's Op/B, both roofline
+Contract: on a template with PIM (``gpu_pim``, ``systolic_pim``: ``architectures.hetero``) the
+pass, run after ``place``, moves operators to the unit ``pim`` and attaches a ``UnitChoice`` (the unit, the operator's Op/B, both roofline
 times, why) to every operator it considered; on any other template it returns the graph
 unchanged. The planner (``mappers.hetero_plan``) then costs each operator on its unit.
 
@@ -10,10 +10,11 @@ The rule (``mapper.pim_placement: opb``, the default), per matrix operator (Line
 - Op/B = FLOPs (2 per MAC) / bytes of its operands (inputs, weights, output at their stored
   precisions);
 - its time on each unit's roofline: ``max(MACs / MAC rate, bytes / bandwidth)``, the xPU at its
-  tensor-core rate for the operands' precision and its sustained HBM bandwidth, PIM at its MAC
-  rate and sustained internal bandwidth (all stacks). PIM moves every operand through the banks;
-  the xPU moves weights and KV cache, and activations only when they are larger than what it can
-  keep on chip (``scratchpad_bytes()``: the ``allocate`` pass keeps the others in its L2);
+  matrix rate for the operands' precision (``xpu_matrix_rate``: a GPU's tensor cores, a systolic
+  array's PEs) and its sustained off-chip bandwidth, PIM at its MAC rate and sustained internal
+  bandwidth (all stacks). PIM moves every operand through the banks; the xPU moves weights and
+  KV cache, and activations only when they are larger than what it can keep on chip
+  (``scratchpad_bytes()``: the ``allocate`` pass keeps the others in its L2 or SRAM);
 - it runs on PIM when PIM's time is shorter. Equivalently: below the xPU's ridge, PIM wins while
   Op/B < PIM's MAC rate x 2 / the xPU's bandwidth (about 32 FLOP/B for Logic-PIM beside an
   H100, 16 for bank-level PIM). Decode attention (Op/B about the GQA group size) and decode
@@ -29,6 +30,8 @@ Options: ``pim_placement: xpu`` puts nothing on PIM, ``pim`` every matrix operat
 ``placement_overrides`` ({pattern: xpu | pim}, fnmatch on operator names, first match wins)
 overrides the rule for the operators it names (operators PIM cannot run stay on the xPU; on a
 template without PIM, ``xpu`` overrides are no-ops and a ``pim`` one is an error).
+``override_problems`` checks the patterns at load time (``simulator.experiment``): a pattern that
+matches no operator of the workload is an error with the closest name.
 ``expert_coprocessing: true`` (Duplex's expert co-processing): per MoE layer and device the
 experts are sorted by the rows routed to them and the fewest-token ones go to PIM, at the split
 that minimizes ``max(PIM time of its experts, xPU time of the others)`` from the same roofline
@@ -39,15 +42,16 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mappers.annotations import Placement
 from mappers.pipeline import MapperOptions, mapper_pass
-from workloads.errors import ConfigError, Problem
+from workloads.errors import ConfigError, Problem, did_you_mean
 from workloads.graph import OpGraph
 from workloads.ops import Linear, MatMul, Op
 
-__all__ = ["UnitChoice", "place_pim", "has_pim", "roofline_times", "PIM_VECTOR_KINDS"]
+__all__ = ["UnitChoice", "place_pim", "has_pim", "roofline_times", "PIM_VECTOR_KINDS", "override_problems"]
 
 PIM_VECTOR_KINDS = ("elementwise", "softmax", "norm")
 _EXPERT = re.compile(r"^(?P<block>.*)\.moe\.expert(?P<expert>\d+)\.(?P<part>dispatch|gate|up|act|down)$")
@@ -66,6 +70,14 @@ class UnitChoice:
 
 def has_pim(arch) -> bool:
     return getattr(arch, "pim", None) is not None and hasattr(arch, "pim_bandwidth_bytes_per_s")
+
+
+def pim_templates() -> list[str]:
+    """Names of the registered templates with PIM (for error messages)."""
+    from architectures.base import TEMPLATES, _load_builtin
+
+    _load_builtin()
+    return sorted(n for n, cls in TEMPLATES.items() if "pim" in getattr(cls, "model_fields", {}))
 
 
 def _bytes(op: Op) -> int:
@@ -93,7 +105,7 @@ class _Rates:
 
 
 def _rates(arch) -> _Rates:
-    return _Rates(arch.scratchpad_bytes(), arch.hbm_sustained_bytes_per_s, arch.vector_ops_per_s,
+    return _Rates(arch.scratchpad_bytes(), arch.xpu_bandwidth_bytes_per_s, arch.xpu_vector_ops_per_s,
                   arch.pim_macs_per_s, arch.pim_bandwidth_bytes_per_s, arch.pim_vector_ops_per_s)
 
 
@@ -106,7 +118,7 @@ def roofline_times(op: Op, arch, rates: _Rates | None = None) -> tuple[float, fl
     xbytes = _xpu_bytes(op, r.onchip)
     if op.is_matrix:
         b = op.inputs[1] if isinstance(op, MatMul) else op.weights[0]
-        _, xpu_rate = arch.tensor_precision(op.inputs[0].precision, b.precision)
+        _, xpu_rate = arch.xpu_matrix_rate(op.inputs[0].precision, b.precision)
         flops = 2 * op.macs
         xpu = max(op.macs / xpu_rate, xbytes / r.xpu_bw)
         pim = max(op.macs / r.pim_macs, nbytes / r.pim_bw)
@@ -115,6 +127,34 @@ def roofline_times(op: Op, arch, rates: _Rates | None = None) -> tuple[float, fl
         xpu = max(op.vector_ops / r.xpu_vector, xbytes / r.xpu_bw)
         pim = max(op.vector_ops / r.pim_vector, nbytes / r.pim_bw)
     return flops / max(1, nbytes), xpu, pim
+
+
+def override_problems(options: MapperOptions, op_names: Iterable[str], arch=None) -> list[tuple[str, str, str | None]]:
+    """Problems with ``mapper.placement_overrides`` found at load time: (pattern, message, hint)
+    for a pattern that matches none of ``op_names`` (the hint: the closest operator name, or
+    ``*.<a trailing part of one>``), and, when ``arch`` is given and has no PIM, for a ``pim``
+    override."""
+    names = list(dict.fromkeys(op_names))
+    out: list[tuple[str, str, str | None]] = []
+    if arch is not None and not has_pim(arch):
+        for pattern, unit in options.placement_overrides.items():
+            if unit == "pim":
+                out.append((pattern, f"'{pattern}: pim', but the architecture '{arch.name}' (template "
+                            f"{arch.template}) has no PIM (templates with PIM: {', '.join(pim_templates())})",
+                            None))
+    suffixes = sorted({"*." + ".".join(parts[k:]) for n in names for parts in [n.split(".")]
+                       for k in range(1, len(parts))})  # '*.attn.qk' for 'layers.0.decode.attn.qk'
+    for pattern in options.placement_overrides:
+        if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            continue
+        hint = did_you_mean(pattern, suffixes if pattern.startswith("*") else names + suffixes)
+        out.append((pattern, f"'{pattern}' matches no operator of the workload (patterns are fnmatch on "
+                    f"operator names such as '{_example(names)}')", hint))
+    return out
+
+
+def _example(names: list[str]) -> str:
+    return next((n for n in names if ".attn." in n), names[0] if names else "layers.0.attn.qk")
 
 
 def _pim_can_run(op: Op) -> bool:
@@ -147,7 +187,7 @@ def place_pim(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
         if wanted:
             raise ConfigError(Problem(None, "mapper.placement_overrides", f"'{wanted[0]}: pim', but the "
                                       f"architecture '{arch.name}' (template {arch.template}) has no PIM "
-                                      f"(templates with PIM: gpu_pim)"))
+                                      f"(templates with PIM: {', '.join(pim_templates())})"))
         return graph
     g = graph.copy()
     unit: dict[str, str] = {}

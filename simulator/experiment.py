@@ -313,8 +313,14 @@ def _build_serving(spec: WorkloadSpec, arch: Architecture, file: str | None, lin
                       "(workload.serving.input_length / output_length), max_batch the batch")
     probs.raise_if_any()
     prec = spec.precision
-    policy = PrecisionPolicy(weights=prec.weights or "fp16", activations=prec.activations or "fp16",
+    pe = getattr(arch, "pe", None)
+    default = pe.precision if pe is not None else "fp16"
+    policy = PrecisionPolicy(weights=prec.weights or getattr(pe, "default_weights", default),
+                             activations=prec.activations or default,
                              kv_cache=prec.kv_cache, group_size=prec.group_size)
+    if pe is not None and not hasattr(pe, "problems"):  # PE kinds with pairs: on the graph below
+        _check_pe_precisions(pe, policy, probs)
+        probs.raise_if_any()
     try:
         graph, resolved, plan = build_serving_workload(spec.serving, arch, policy, system, file=file,
                                                        expert_load=spec.expert_load)
@@ -322,6 +328,16 @@ def _build_serving(spec: WorkloadSpec, arch: Architecture, file: str | None, lin
         raise ConfigError([Problem(p.file or file, p.path, p.message,
                                    p.line if p.file and p.line else probs.line_of(tuple(p.path.split("."))), p.hint)
                            for p in exc.problems]) from None
+    if pe is not None and hasattr(pe, "problems"):
+        # the PE's operand pairs and quantization groups, on an iteration with every operator
+        # kind: prompt tokens and a decoding sequence (prefill and decode attention), one layer
+        from workloads.serving import IterationShape
+
+        n = plan.requests[0].input_tokens
+        mixed = plan.iteration_graph(IterationShape(n, n, 1, n), layers=1)
+        _check_pe_precisions(pe, policy, probs, mixed)
+        _check_pe_groups(pe, mixed, policy, probs)
+        probs.raise_if_any()
     resolved = {**resolved, **({"expert_load": spec.expert_load} if spec.expert_load is not None else {}),
                 "precision": {"weights": policy.weights, "activations": policy.activations,
                               "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
@@ -417,12 +433,26 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
             workload = validate(WorkloadSpec, raw_workload, file=file, prefix=("workload",), lines=lines)
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if workload is not None and arch is not None:
+    # the system section on its own (when another section failed the whole file's validation):
+    # the workload's checks (KV-cache capacity, parallelism) depend on it; a system section
+    # with problems of its own is not trusted, and the workload is not built against it
+    system, system_ok = (spec.system if spec is not None else None), True
+    raw_system = data.get("system") if isinstance(data, dict) else None
+    if spec is None and raw_system is not None:
+        if any(p.path.startswith("system") for p in problems):
+            system_ok = False
+        else:
+            try:
+                system = validate(SystemSpec, raw_system, file=file, prefix=("system",), lines=lines)
+            except ConfigError:
+                system_ok = False  # reported by the whole file's validation
+    if workload is not None and arch is not None and system_ok:
         try:
-            graph, resolved, llm = build_workload(workload, arch, file=file, lines=lines,
-                                                  system=spec.system if spec is not None else None)
+            graph, resolved, llm = build_workload(workload, arch, file=file, lines=lines, system=system)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if not problems and spec is not None and spec.mapper.placement_overrides:
+        problems.extend(_override_problems(spec.mapper, arch, graph, llm, file, lines))
     if problems:
         raise ConfigError(problems)
     assert spec is not None and arch is not None and graph is not None
@@ -433,6 +463,28 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
                       engine=spec.engine, outputs=spec.outputs, description=spec.description,
                       source=file, workload_spec=resolved, llm=None if serving else llm, serving=serving,
                       system=spec.system)
+
+
+def _override_problems(mapper: MapperOptions, arch: Architecture, graph: OpGraph, plan: Any,
+                       file: str | None, lines: dict) -> list[Problem]:
+    """``mapper.placement_overrides`` patterns that match no operator of the run (every layer;
+    for serving, the operators of iterations with prompt tokens and decoding sequences), and
+    ``pim`` overrides on an architecture without PIM."""
+    from mappers.opb_placement import override_problems
+    from simulator.serving import ServingPlan
+
+    names = [op.name for op in graph.ops()]
+    if isinstance(plan, ServingPlan):  # a mixed iteration's operators, in every layer
+        from workloads.serving import IterationShape
+
+        n = plan.requests[0].input_tokens
+        one = [op.name for op in plan.iteration_graph(IterationShape(n, n, 1, n), layers=1).ops()]
+        for i in range(plan.cfg.num_hidden_layers):
+            names += [x.replace("layers.0.", f"layers.{i}.", 1) for x in one]
+    probs = Problems(file, lines)
+    for pattern, message, hint in override_problems(mapper, names, arch):
+        probs.add(("mapper", "placement_overrides", pattern), message, hint=hint)
+    return probs.items
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -20,7 +20,7 @@ from simulator.result import LAYER_CSV_COLUMNS, SimResult
 from workloads.yamlio import dump_yaml
 
 __all__ = ["write_results", "atomic_write", "layers_csv", "results_json", "render_table",
-           "summary_lines"]
+           "summary_lines", "llm_summary_lines"]
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -114,7 +114,51 @@ def summary_lines(result: SimResult) -> list[tuple[str, str]]:
     if devices > 1 and m.get("system_energy_pj", m["energy_pj"]) != m["energy_pj"]:
         # the layers are the simulated devices' (one tensor-parallel device, ...): see simulator.llm
         lines.append((f"energy, all {devices} devices", f"{m['system_energy_pj'] * 1e-6:.4g} uJ"))
-    return lines
+    return lines + llm_summary_lines(m)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.4g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.4g} ms"
+    return f"{seconds * 1e6:.4g} us"
+
+
+def _joules(pj: float) -> str:
+    for scale, unit in ((1e12, "J"), (1e9, "mJ"), (1e6, "uJ"), (1e3, "nJ")):
+        if pj >= scale:
+            return f"{pj / scale:.4g} {unit}"
+    return f"{pj:.4g} pJ"
+
+
+def llm_summary_lines(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows for the metrics of LLM phases (``simulator.llm``) and serving runs
+    (``simulator.serving``), only those that apply: a serving run has requests, TTFT and TBT
+    (median and p99); a prefill-only run has a TTFT and prompt tokens per second, no per-token
+    decode time; a run that generates tokens has its time per output token."""
+    if "throughput_tokens_per_s" not in m:
+        return []
+    out: list[tuple[str, str]] = []
+    generated = int(m.get("generated_tokens", 0))
+    serving = "requests_completed" in m
+    if serving:
+        out.append(("requests completed", f"{int(m['requests_completed']):,} of {int(m.get('requests', 0)):,}"
+                    + (f" (mean batch {m['mean_batch']:.3g})" if m.get("mean_batch") else "")))
+        out.append(("TTFT median / p99", f"{_duration(m['ttft_s'])} / {_duration(m['ttft_p99_s'])}"))
+        if m.get("tbt_s"):
+            out.append(("TBT median / p99", f"{_duration(m['tbt_s'])} / {_duration(m['tbt_p99_s'])}"))
+    else:
+        if m.get("ttft_s"):
+            out.append(("TTFT (prefill)", _duration(m["ttft_s"])))
+        if generated and m.get("tpot_s"):
+            out.append(("time per output token", _duration(m["tpot_s"])))
+    what = "generated" if generated or serving else "prompt"
+    rate = m["throughput_tokens_per_s"]
+    out.append(("throughput", f"{rate:,.0f} {what} tokens/s" if rate >= 100 else f"{rate:.3g} {what} tokens/s"))
+    if m.get("energy_pj_per_token"):
+        out.append(("energy per token", f"{_joules(m['energy_pj_per_token'])} per {what} token"))
+    return out
 
 
 def render_table(result: SimResult, max_rows: int | None = None) -> "Any":

@@ -1,18 +1,22 @@
 """Duplex (Yun et al., MICRO 2024, arXiv 2409.01141): experiments/papers/duplex_*.yaml.
 
-An H100-class xPU with Logic-PIM on the logic die of its HBM3 stacks, serving MoE and GQA LLMs
+An H100-class xPU with Logic-PIM on the logic die of its HBM3 stacks, serving MoE and dense LLMs
 with continuous batching, against the same xPU alone (GPU), twice the GPUs (2xGPU), and the xPU
 with bank-level PIM (bank-PIM). Each system serves 2 x batch requests queued at time 0 with
 fixed (L_in, L_out); throughput is generated tokens per second, energy is per generated token
 (every device). The grid: batch 32/64/128 x (L_in, L_out) in (256, 256), (1024, 1024),
-(4096, 4096), Mixtral-8x7B (4 devices, expert parallel) and Llama-3-70B (4 devices, tensor
-parallel). The default run checks the paper's sanity point; the full grid is marked slow.
+(4096, 4096) for Mixtral-8x7B (4 devices, expert parallel) and Llama-3-70B (4 devices, tensor
+parallel), and the first two lengths for OPT-66B (4 devices, tensor parallel; its learned
+position table has 2048 rows). The default run checks the paper's sanity point; the grid is
+marked slow.
 
-The paper's numbers (arXiv 2409.01141, abstract and evaluation): Duplex over GPU 2.07x on
-average, up to 2.67x, energy -28.19 % on average; Mixtral at batch 64, (256, 256): bank-PIM 1.18x
-and Duplex 2.05x the GPU; Duplex over bank-PIM on Mixtral 1.49x on average, up to 1.80x.
-Tolerance: the direction everywhere and the averages within +-25 %; the model's own values are
-pinned (2 %) so that a change shows.
+The paper's numbers (arXiv 2409.01141, abstract and evaluation, over five models: Mixtral,
+GLaM, Grok-1, OPT-66B, Llama-3-70B): Duplex over GPU 2.07x on average, up to 2.67x, energy
+-28.19 % on average; Mixtral at batch 64, (256, 256): bank-PIM 1.18x and Duplex 2.05x the GPU;
+Duplex over bank-PIM on Mixtral 1.49x on average, up to 1.80x. Tolerance: the direction
+everywhere and the averages within +-25 %; the model's own values are pinned (2 %) so that a
+change shows. Where a number does not reproduce, the test asserts what the model gives and says
+why (and the paper's number is an xfail).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from workloads.yamlio import load_yaml
 PAPERS = Path(__file__).resolve().parents[1] / "experiments" / "papers"
 LENGTHS = ((256, 256), (1024, 1024), (4096, 4096))
 BATCHES = (32, 64, 128)
+# model -> the lengths it runs at (OPT-66B: L_in + L_out <= its 2048 positions)
+MODELS = {"mixtral": LENGTHS, "llama3_70b": LENGTHS, "opt_66b": LENGTHS[:2]}
+DENSE = ("llama3_70b", "opt_66b")
 
 
 @lru_cache(maxsize=None)
@@ -50,11 +57,11 @@ def _ratio(system: str, base: str, batch: int, lengths: tuple[int, int], key: st
 @pytest.mark.golden
 def test_mixtral_batch_64_short_requests_matches_the_papers_sanity_point():
     # arXiv 2409.01141 (reference/published_designs.md Sec. 4 'sanity'): Mixtral, batch 64,
-    # (256, 256): bank-PIM 1.18x and Duplex 2.05x the GPU's throughput. Model: 1.19x and 1.93x.
+    # (256, 256): bank-PIM 1.18x and Duplex 2.05x the GPU's throughput. Model: 1.19x and 1.90x.
     bank = _ratio("duplex_mixtral_bankpim", "duplex_mixtral_gpu", 64, (256, 256))
     duplex = _ratio("duplex_mixtral", "duplex_mixtral_gpu", 64, (256, 256))
-    assert bank == pytest.approx(1.18, rel=0.25) and bank == pytest.approx(1.194, rel=0.02)
-    assert duplex == pytest.approx(2.05, rel=0.25) and duplex == pytest.approx(1.930, rel=0.02)
+    assert bank == pytest.approx(1.18, rel=0.25) and bank == pytest.approx(1.193, rel=0.02)
+    assert duplex == pytest.approx(2.05, rel=0.25) and duplex == pytest.approx(1.901, rel=0.02)
     # Duplex beats bank-PIM (the paper: 1.49x on average over the grid) and saves energy
     assert duplex / bank == pytest.approx(1.49, rel=0.25)
     energy = _ratio("duplex_mixtral", "duplex_mixtral_gpu", 64, (256, 256), "energy_pj_per_token")
@@ -67,79 +74,175 @@ def test_mixtral_batch_64_short_requests_matches_the_papers_sanity_point():
 @pytest.mark.golden
 def test_two_gpus_are_slower_than_duplex_on_mixtral():
     # 2xGPU: 8 H100s (one expert each) for the same requests: the paper puts Duplex ahead of it
-    # (end-to-end latency -35.4 % on GLaM); here 1.80x the GPU vs Duplex's 1.93x.
+    # (end-to-end latency -35.4 % on GLaM); here 1.80x the GPU vs Duplex's 1.90x.
     two = _ratio("duplex_mixtral_2xgpu", "duplex_mixtral_gpu", 64, (256, 256))
     assert 1.5 < two < _ratio("duplex_mixtral", "duplex_mixtral_gpu", 64, (256, 256))
+    assert two == pytest.approx(1.805, rel=0.02)
 
 
-GRID = [(b, l) for b in BATCHES for l in LENGTHS]
+# ---- the grid (slow) --------------------------------------------------------------------------------
+
+def _points(model: str) -> list[tuple[int, tuple[int, int]]]:
+    return [(b, l) for b in BATCHES for l in MODELS[model]]
+
+
+@lru_cache(maxsize=None)
+def _grid() -> dict:
+    """Per model and point: Duplex / GPU and 2xGPU / GPU throughput and energy per token, and
+    Duplex / bank-PIM throughput (Mixtral)."""
+    out: dict = {}
+    for model in MODELS:
+        for b, l in _points(model):
+            d, base = f"duplex_{model}", f"duplex_{model}_gpu"
+            out[("speed", model, b, l)] = _ratio(d, base, b, l)
+            out[("energy", model, b, l)] = _ratio(d, base, b, l, "energy_pj_per_token")
+            out[("speed2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l)
+            out[("energy2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l, "energy_pj_per_token")
+            if model == "mixtral":
+                out[("vs_bank", model, b, l)] = out[("speed", model, b, l)] / _ratio(f"{d}_bankpim", base, b, l)
+    return out
+
+
+def _values(what: str, model: str | None = None) -> list[float]:
+    return [v for k, v in _grid().items() if k[0] == what and (model is None or k[1] == model)]
+
+
+def _mean(what: str, model: str | None = None) -> float:
+    return statistics.mean(_values(what, model))
 
 
 @pytest.mark.golden
 @pytest.mark.slow
 def test_duplex_over_gpu_and_bank_pim_over_the_papers_grid():
-    # The full grid (about 2 minutes). Directions: Duplex faster and more frugal than the GPU at
-    # every point, for both models; faster than bank-PIM at every Mixtral point.
-    speed, energy, vs_bank = {}, {}, []
-    for model in ("mixtral", "llama3_70b"):
-        for b, l in GRID:
-            s = _ratio(f"duplex_{model}", f"duplex_{model}_gpu", b, l)
-            e = _ratio(f"duplex_{model}", f"duplex_{model}_gpu", b, l, "energy_pj_per_token")
-            assert s > 1.0 and e < 1.0, (model, b, l, s, e)
-            speed[(model, b, l)], energy[(model, b, l)] = s, e
-            if model == "mixtral":
-                vb = s / _ratio("duplex_mixtral_bankpim", "duplex_mixtral_gpu", b, l)
-                assert vb > 1.0, (b, l, vb)
-                vs_bank.append(vb)
-    mix = [v for k, v in speed.items() if k[0] == "mixtral"]
-    mix_e = [v for k, v in energy.items() if k[0] == "mixtral"]
-    # Mixtral alone: mean 2.28x (paper, all five models: 2.07x; +10 %), max 2.97x (2.67x: +11 %),
-    # energy -30 % (-28 %)
-    assert statistics.mean(mix) == pytest.approx(2.07, rel=0.25)
-    assert statistics.mean(mix) == pytest.approx(2.280, rel=0.02)
-    assert max(mix) == pytest.approx(2.67, rel=0.25)
-    assert 1 - statistics.mean(mix_e) == pytest.approx(0.2819, rel=0.25)
-    assert statistics.mean(mix_e) == pytest.approx(0.699, rel=0.02)
-    # Llama-3-70B alone: 1.17x, energy -5 %. Dense, so in Duplex only its GQA attention (Op/B
-    # about 8) moves to PIM; the FC layers, whose weights dominate every decode step's bytes,
-    # stay on the xPU. Both models together: mean 1.72x (paper 2.07x: -17 %, within +-25 %) but
-    # energy -17.6 %, which does NOT reproduce the paper's -28.19 % (+-25 %: -21.1 to -35.2 %).
-    # The paper averages five models, three of them MoE (Mixtral, GLaM, Grok-1; GLaM alone saves
-    # 42 %) and OPT-66B with MHA attention (Op/B 1, all of its KV cache on PIM); our second model
-    # is the one whose savings are smallest, and its prompt tokens' MACs (0.46 pJ each, 70 B per
-    # token) are the same on both systems.
-    llama = [v for k, v in speed.items() if k[0] == "llama3_70b"]
-    llama_e = [v for k, v in energy.items() if k[0] == "llama3_70b"]
-    assert statistics.mean(llama) == pytest.approx(1.167, rel=0.02)
-    assert statistics.mean(llama_e) == pytest.approx(0.950, rel=0.02)
-    assert statistics.mean(speed.values()) == pytest.approx(2.07, rel=0.25)
-    assert statistics.mean(energy.values()) == pytest.approx(0.824, rel=0.02)
-    # Duplex over bank-PIM on Mixtral: 1.50x on average (paper 1.49x), up to 1.62x (paper 1.80x)
-    assert statistics.mean(vs_bank) == pytest.approx(1.49, rel=0.25)
-    assert statistics.mean(vs_bank) == pytest.approx(1.502, rel=0.02)
-    assert max(vs_bank) == pytest.approx(1.80, rel=0.25)
-    # the paper: the gain rises with the lengths; it does here at every batch
-    for b in BATCHES:
-        row = [speed[("mixtral", b, l)] for l in LENGTHS]
-        assert row == sorted(row), (b, row)
-    # it does NOT rise with the batch here (the paper: it does). At batch 32 each device's two
-    # experts get 8 rows per step, Op/B 8, Logic-PIM's ridge: the MoE layers run at 4x the HBM
-    # bandwidth and Duplex gains most; at 64 and 128 the experts' Op/B (16, 32) is above PIM's
-    # ridge, PIM is compute-bound and the gain shrinks. The paper's attention layers are tensor
-    # parallel (Tessera's expert parallelism makes attention data parallel), which we cannot
-    # set apart from this.
-    assert speed[("mixtral", 32, (256, 256))] > speed[("mixtral", 128, (256, 256))]
+    # The grid (about 3 minutes). Directions: Duplex faster and more frugal than the GPU at every
+    # point, for every model; faster than bank-PIM at every Mixtral point.
+    g = _grid()
+    for (what, model, b, l), v in g.items():
+        if what == "speed" or what == "vs_bank":
+            assert v > 1.0, (what, model, b, l, v)
+        if what == "energy":
+            assert v < 1.0, (what, model, b, l, v)
+    # Mixtral alone: mean 2.21x (paper, five models: 2.07x; +7 %), max 2.83x (2.67x: +6 %),
+    # energy -30.1 % (-28.2 %)
+    assert _mean("speed", "mixtral") == pytest.approx(2.07, rel=0.25)
+    assert _mean("speed", "mixtral") == pytest.approx(2.212, rel=0.02)
+    assert max(_values("speed", "mixtral")) == pytest.approx(2.67, rel=0.25)
+    assert max(_values("speed", "mixtral")) == pytest.approx(2.829, rel=0.02)
+    assert 1 - _mean("energy", "mixtral") == pytest.approx(0.2819, rel=0.25)
+    assert _mean("energy", "mixtral") == pytest.approx(0.699, rel=0.02)
+    # The dense models: in Duplex only their decode attention moves to PIM (GQA Op/B about 8 for
+    # Llama-3-70B, MHA Op/B about 1 for OPT-66B); the FC layers, whose weights are most of a
+    # decode step's bytes at these lengths, stay on the xPU. Llama-3-70B 1.14x, energy -5 %;
+    # OPT-66B 1.28x, energy -11 % (its cache is 9x Llama's per token: attention is a larger share).
+    assert _mean("speed", "llama3_70b") == pytest.approx(1.140, rel=0.02)
+    assert _mean("energy", "llama3_70b") == pytest.approx(0.950, rel=0.02)
+    assert _mean("speed", "opt_66b") == pytest.approx(1.277, rel=0.02)
+    assert _mean("energy", "opt_66b") == pytest.approx(0.888, rel=0.02)
+    # All three models (every point of each): mean 1.58x, within 25 % of the paper's 2.07x
+    # (-24 %); max 2.83x. Energy -16.0 %: see the xfail below.
+    assert _mean("speed") == pytest.approx(2.07, rel=0.25)
+    assert _mean("speed") == pytest.approx(1.576, rel=0.02)
+    assert _mean("energy") == pytest.approx(0.840, rel=0.02)
+    # Duplex over bank-PIM on Mixtral: 1.45x on average (paper 1.49x), up to 1.59x (paper 1.80x)
+    assert _mean("vs_bank") == pytest.approx(1.49, rel=0.25)
+    assert _mean("vs_bank") == pytest.approx(1.453, rel=0.02)
+    assert max(_values("vs_bank")) == pytest.approx(1.80, rel=0.25)
+    assert max(_values("vs_bank")) == pytest.approx(1.594, rel=0.02)
 
 
 @pytest.mark.golden
 @pytest.mark.slow
-@pytest.mark.parametrize("lengths, expected", [((256, 256), 1.233), ((4096, 4096), 1.174)])
+@pytest.mark.xfail(strict=True, reason=(
+    "energy per token -16.0 % on average over Mixtral, Llama-3-70B and OPT-66B vs the paper's "
+    "-28.19 % over five models (+-25 %: -21.1 to -35.2 %): Mixtral alone saves 30 %, but the two "
+    "dense models save 5 % and 11 % (only attention's bytes move to Logic-PIM's 1.81 pJ/bit; the "
+    "FC weights are read by the xPU at 3.48 pJ/bit as on the GPU), and the paper's average also "
+    "has the two MoE models not modelled here (GLaM saves 42 %, Grok-1)"))
+def test_the_papers_average_energy_saving():
+    assert 1 - _mean("energy") == pytest.approx(0.2819, rel=0.25)
+
+
+@pytest.mark.golden
+@pytest.mark.slow
+def test_how_the_gain_moves_with_length_and_batch():
+    g = _grid()
+    # Longer requests: the gain grows (longer KV caches make attention, which Logic-PIM runs at 4x
+    # the bandwidth, a larger share), for every model at every batch. Exception: Mixtral at batch
+    # 32 is flat (2.75x, 2.74x, 2.83x), as its experts get 8 rows each there, Logic-PIM's ridge:
+    # they gain the same 4x as attention, so a larger attention share changes little.
+    for model in MODELS:
+        for b in BATCHES:
+            row = [g[("speed", model, b, l)] for l in MODELS[model]]
+            assert row[-1] > row[0], (model, b, row)
+            if (model, b) != ("mixtral", 32):
+                assert row == sorted(row), (model, b, row)
+    # Larger batches: for the dense models the gain grows, as in the paper (attention's bytes
+    # grow with the batch, the FC weights' do not).
+    for model in DENSE:
+        for l in MODELS[model]:
+            col = [g[("speed", model, b, l)] for b in BATCHES]
+            assert col == sorted(col), (model, l, col)
+    # For Mixtral it shrinks at every length (2.75x -> 1.90x -> 1.64x at (256, 256); 2.83x ->
+    # 2.20x -> 2.13x at (4096, 4096)), the opposite of the paper's trend. Per-op times of a
+    # decode step (1 layer, context 384): the GPU's expert GEMMs stay memory-bound (332 us summed
+    # over the 8 experts at batch 32 and 128 alike); on Logic-PIM they take 84 us at batch 32
+    # (8 rows per expert: Op/B 8, its ridge) but 308 us at batch 128 (32 rows, Op/B 32: compute-
+    # bound at 106 TFLOPS per device), where expert co-processing only halves them by running
+    # one expert per device on the xPU at once. Attention gains 3.8x at both batches. With
+    # Duplex's own Logic-PIM rates (Op/B 8) this is what uniform routing gives; the paper's
+    # attention is tensor parallel where Tessera's expert parallelism makes it data parallel
+    # (each device reads all attention weights), which lowers every gain but does not reverse
+    # the trend (a back-of-envelope per decoder layer: 3.7x / 2.0x at batch 32 / 128 with
+    # tensor-parallel attention, against 3.1x / 1.9x with data-parallel attention).
+    for l in LENGTHS:
+        col = [g[("speed", "mixtral", b, l)] for b in BATCHES]
+        assert col == sorted(col, reverse=True), (l, col)
+    assert g[("speed", "mixtral", 32, (256, 256))] == pytest.approx(2.746, rel=0.02)
+    assert g[("speed", "mixtral", 128, (256, 256))] == pytest.approx(1.637, rel=0.02)
+
+
+@pytest.mark.golden
+@pytest.mark.slow
+def test_duplex_against_twice_the_gpus():
+    # 2xGPU: 8 H100s for the same requests (Mixtral expert parallel, one expert per GPU; the
+    # dense models tensor parallel over 8). The paper: Duplex ahead of 2xGPU (GLaM at batch 64:
+    # end-to-end latency -35.4 %). Mixtral: Duplex 1.21x 2xGPU's throughput on average and at
+    # every batch-32 and batch-64 point; at batch 128 2xGPU wins at (256, 256) and (1024, 1024):
+    # each expert gets 32 rows per step, which the GPUs read at twice the total HBM bandwidth
+    # (memory-bound) while Logic-PIM is compute-bound on them (Op/B 32 against its ridge of 8).
+    g = _grid()
+    mix = {(b, l): g[("speed", "mixtral", b, l)] / g[("speed2x", "mixtral", b, l)] for b, l in _points("mixtral")}
+    assert statistics.mean(mix.values()) == pytest.approx(1.209, rel=0.02)
+    assert all(v > 1 for (b, _), v in mix.items() if b <= 64)
+    assert mix[(128, (256, 256))] < 1
+    # Energy: Duplex spends less per token than 2xGPU at every Mixtral point (2xGPU: +7.5 % over
+    # the GPU, its 8 devices each read every attention weight for their share of the batch)
+    assert all(g[("energy", "mixtral", b, l)] < g[("energy2x", "mixtral", b, l)] for b, l in _points("mixtral"))
+    assert _mean("energy2x", "mixtral") == pytest.approx(1.075, rel=0.02)
+    # Dense models: 2xGPU is faster at every point (1.74x and 2.09x the GPU on average vs
+    # Duplex's 1.14x and 1.28x): doubling the HBM bandwidth speeds up the FC weights, which
+    # Duplex leaves on the xPU, and doubles the KV-cache room (OPT-66B at (1024, 1024) holds
+    # about 32 requests on 4 devices, 64 on 8). This does not reproduce the paper's ordering
+    # for these models; the paper reports 2xGPU per model only in figures.
+    for model in DENSE:
+        for b, l in _points(model):
+            assert g[("speed2x", model, b, l)] > g[("speed", model, b, l)], (model, b, l)
+    assert _mean("speed2x", "llama3_70b") == pytest.approx(1.743, rel=0.02)
+    assert _mean("speed2x", "opt_66b") == pytest.approx(2.090, rel=0.02)
+    assert _mean("energy2x", "llama3_70b") == pytest.approx(0.972, rel=0.02)
+    assert _mean("energy2x", "opt_66b") == pytest.approx(0.874, rel=0.02)
+
+
+@pytest.mark.golden
+@pytest.mark.slow
+@pytest.mark.parametrize("lengths, expected", [((256, 256), 1.229), ((4096, 4096), 1.182)])
 def test_tensor_parallel_experts_add_to_duplex(lengths, expected):
     # arXiv 2409.01141: expert co-processing adds 1.04x on average and tensor-parallel experts
     # ("ET") up to 1.36x over plain Duplex. ET = system.parallelism.tensor: 4 (experts, and the
-    # attention with them, split over the 4 devices): 1.23x and 1.17x here. Co-processing adds
-    # nothing under the grid's uniform routing (a device's two experts are equal, so the best
-    # split puts both on one unit); it splits skewed layers (tests/mappers/test_opb_placement.py).
+    # attention with them, split over the 4 devices): 1.23x and 1.18x here. Co-processing adds
+    # nothing under the grid's uniform routing at batch 64 (a device's two experts are equal, so
+    # the best split puts both on one unit); it splits skewed layers
+    # (tests/mappers/test_opb_placement.py, tests/mappers/test_hetero_plan.py).
     data, lines = load_yaml(PAPERS / "duplex_mixtral.yaml")
     data["workload"]["serving"].update(input_length=lengths[0], output_length=lengths[1])
     plain = run_experiment(experiment_from_dict(data)).metrics()["throughput_tokens_per_s"]

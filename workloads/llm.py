@@ -12,7 +12,9 @@ What a pass contains (every op has ``phase`` set and, in layer i, ``block = "lay
   batch x sequence rows; OPT/GPT-3/BERT add learned positions, BERT token types and a norm),
   then per layer: ``norm1``, ``attn.q/k/v`` (Linear; the K and V outputs are the KV-cache
   writes: role ``kv_cache`` at the KV precision), ``attn.rotary`` on the queries and
-  ``attn.rotary_k`` on the keys (llama family), ``attn.qk``, ``attn.softmax``, ``attn.av``,
+  ``attn.rotary_k`` on the keys (llama family), the views ``attn.k_store`` and ``attn.v_store``
+  (decoders: nothing reads them, so the new keys and values are graph outputs, written to the
+  cache once), ``attn.qk``, ``attn.softmax``, ``attn.av``,
   ``attn.o``, ``add1``, ``norm2``, the MLP (``mlp.gate``/``mlp.up``/``mlp.act``/``mlp.down``; or
   ``moe.router``, ``moe.topk``, ``moe.expert{e}.dispatch/gate/up/act/down``, ``moe.combine``),
   ``add2``. BERT normalizes after the adds (``norm1`` after ``add1``, ``norm2`` after
@@ -24,7 +26,9 @@ What a pass contains (every op has ``phase`` set and, in layer i, ``block = "lay
 - ``decode``: one step for ``batch`` sequences with ``context`` tokens in the KV cache: batch
   tokens go through the layers; the cached keys and values of each layer are graph inputs
   ``layers.{i}.attn.k_cache`` / ``v_cache`` (role ``kv_cache``, the KV precision) holding the
-  context + 1 positions attended (a sliding window caps them).
+  context + 1 positions attended (a sliding window caps them). The step's own keys and values
+  are written into them first: ``attn.qk`` reads the queries through a view ``attn.kv_append``
+  of (queries, new keys, new values), so the attention starts once they are in the cache.
 
 Attention shapes (GQA/MQA: G = heads / kv_heads query heads share one K/V head, read once):
 ``attn.qk`` is a MatMul with batch = batch x kv_heads, M = G x query positions, K = head_dim,
@@ -99,12 +103,36 @@ class _Builder:
         return self.g.add(MatMul(name=name, inputs=(a, b), output=out, batch=batch, M=M, K=K, N=N,
                                  block=block, phase=self.phase))
 
-    def view(self, name: str, x: TensorSpec, shape: tuple[int, ...], block: str) -> TensorSpec:
-        out = TensorSpec(f"{name}.out", shape, self.p.activations)
+    def view(self, name: str, x: TensorSpec, shape: tuple[int, ...], block: str,
+             like: TensorSpec | None = None) -> TensorSpec:
+        out = (TensorSpec(f"{name}.out", shape, like.precision, like.role, like.group_size) if like is not None
+               else TensorSpec(f"{name}.out", shape, self.p.activations))
         return self.g.add(Reshape(name=name, inputs=(x,), output=out, block=block, phase=self.phase))
 
     def ew(self, name: str, function: str, *xs: TensorSpec, block: str, ops: int = 1) -> TensorSpec:
         return self.g.elementwise(name, function, *xs, ops_per_element=ops, block=block, phase=self.phase)
+
+    def kv_store(self, blk: str, k: TensorSpec, v: TensorSpec) -> None:
+        """This pass's keys and values are written to the KV cache: views ``{blk}.attn.k_store`` and
+        ``{blk}.attn.v_store`` (they move no data and cost nothing) read them and nothing reads
+        the views, so the new rows are graph outputs, written off chip once by the projection that
+        makes them (the cache write), whoever else reads them."""
+        for part, t in (("k", k), ("v", v)):
+            if f"{blk}.attn.{part}_store" not in self.g:
+                self.view(f"{blk}.attn.{part}_store", t, t.shape, blk, like=t)
+
+    def kv_append(self, blk: str, q: TensorSpec, k: TensorSpec, v: TensorSpec, name: str = "attn") -> TensorSpec:
+        """Decode attention reads the KV cache after this step's keys and values are in it.
+
+        The new rows are stored (``kv_store``), and a view ``{blk}.{name}.kv_append`` joins the
+        queries with them; QK^T reads the queries through it, so the attention (and AV after it)
+        starts only once the new keys and values are written. The view's output is the queries
+        (a view aliases its first input: the bytes and residency of ``q`` are unchanged).
+        """
+        self.kv_store(blk, k, v)
+        out = TensorSpec(f"{blk}.{name}.kv_append.out", q.shape, q.precision, q.role, q.group_size)
+        return self.g.add(Reshape(name=f"{blk}.{name}.kv_append", inputs=(q, k, v), output=out, block=blk,
+                                  phase=self.phase))
 
     def norm(self, name: str, x: TensorSpec, block: str) -> TensorSpec:
         return self.g.norm(name, x, self.cfg.norm, block=block, phase=self.phase)
@@ -136,8 +164,11 @@ class _Builder:
             q = self.ew(f"{blk}.attn.rotary", "rotary", q, block=blk, ops=ROTARY_OPS_PER_ELEMENT)
             k = self.ew(f"{blk}.attn.rotary_k", "rotary", k, block=blk, ops=ROTARY_OPS_PER_ELEMENT)
         if self.phase == "decode":  # the cache after this step's write: span positions per head
+            q = self.kv_append(blk, q, k, v)
             k = self.g.kv_cache_input(f"{blk}.attn.k_cache", (batch, kvh, span, hd))
             v = self.g.kv_cache_input(f"{blk}.attn.v_cache", (batch, kvh, span, hd))
+        elif not cfg.is_encoder:  # prefill writes the prompt's keys and values to the cache
+            self.kv_store(blk, k, v)
         M = group * positions
         s = self.matmul(f"{blk}.attn.qk", q, k, batch=batch * kvh, M=M, K=hd, N=span,
                         out_shape=(batch * kvh, M, span), block=blk)

@@ -8,7 +8,8 @@ Contract:
   at RATE requests/s, ``{all_at_start: true}`` queues every request at time 0 (an offline
   throughput run), ``{trace: FILE.csv}`` reads them (columns ``arrival_s``, ``input_tokens``,
   ``output_tokens``; more columns are ignored; a missing column, a non-number, a negative time
-  or a length < 1 is a ``ConfigError`` naming the file, line and column). Lengths are ``N`` or
+  or a length < 1 is a ``ConfigError`` naming the file, line and column; each ``Request`` keeps
+  the line it came from, for later errors). Lengths are ``N`` or
   ``{uniform: [LO, HI]}`` (inclusive), drawn from the same seeded generator.
 - ``build_iteration(cfg, shape, ...)`` is the ``OpGraph`` of one continuous-batching iteration
   of an LLM: ``shape.prefill_tokens`` prompt tokens being prefilled (attending
@@ -18,8 +19,10 @@ Contract:
   splits: ``layers.{i}.prefill.attn.{qk,softmax,av}`` over the prompt tokens (``P / span``
   sequences of ``span`` tokens, batched like ``build_llm``'s prefill when that divides, else one
   flattened product with the same MACs and bytes), ``layers.{i}.decode.attn.{qk,softmax,av}``
-  over the KV caches (as ``build_llm``'s decode), and a view ``attn.merge`` joins them before the
-  output projection. The LM head runs for the last token of each sequence.
+  over the KV caches (as ``build_llm``'s decode, after this iteration's keys and values are
+  written: the view ``decode.attn.kv_append``; every token's new keys and values are graph
+  outputs through ``attn.k_store`` / ``attn.v_store``), and a view ``attn.merge`` joins them
+  before the output projection. The LM head runs for the last token of each sequence.
   Parallelism as ``build_llm``: tensor parallel devices share every token; expert parallelism
   (data-parallel attention) gives each device ``ceil(1/expert)`` of the prompt tokens and of the
   decoding sequences (the busiest device; tokens are assumed spread evenly, a request's prompt
@@ -33,7 +36,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,10 +173,14 @@ class ServingSpec(Schema):
 
 @dataclass(frozen=True)
 class Request:
+    """One request: its id (arrival order), arrival time and lengths; ``line`` is the line of
+    the trace file it came from (None for drawn requests), for error messages."""
+
     id: int
     arrival_s: float
     input_tokens: int
     output_tokens: int
+    line: int | None = field(default=None, compare=False)
 
 
 def _draw(rng: np.random.Generator, spec: int | UniformLength, n: int) -> np.ndarray:
@@ -193,13 +200,13 @@ def resolve_path(path: str, file: str | None) -> Path:
 def request_stream(spec: ServingSpec, *, file: str | None = None) -> list[Request]:
     """The requests the spec describes, in arrival order (see the module docstring)."""
     if spec.arrival.trace is not None:
-        rows = read_trace(resolve_path(spec.arrival.trace, file))
+        rows = _trace_rows(resolve_path(spec.arrival.trace, file))
         if spec.requests is not None:
             if spec.requests > len(rows):
                 raise ConfigError(Problem(file, "workload.serving.requests", f"{spec.requests} requests "
                                           f"asked for, the trace has {len(rows)}"))
             rows = rows[:spec.requests]
-        return [Request(i, a, n_in, n_out) for i, (a, n_in, n_out) in enumerate(rows)]
+        return [Request(i, a, n_in, n_out, line) for i, (a, n_in, n_out, line) in enumerate(rows)]
     rng = np.random.default_rng(spec.seed)
     n = spec.requests
     if spec.arrival.poisson is not None:
@@ -213,11 +220,16 @@ def request_stream(spec: ServingSpec, *, file: str | None = None) -> list[Reques
 
 def read_trace(path: Path) -> list[tuple[float, int, int]]:
     """(arrival_s, input_tokens, output_tokens) rows of a trace CSV, sorted by arrival (stable)."""
+    return [row[:3] for row in _trace_rows(path)]
+
+
+def _trace_rows(path: Path) -> list[tuple[float, int, int, int]]:
+    """``read_trace``'s rows with the line of the file each came from."""
     where = str(path)
     if not path.is_file():
         raise ConfigError(Problem(None, "workload.serving.arrival.trace", f"no such file: '{where}'"))
     probs = Problems(where)
-    rows: list[tuple[float, int, int]] = []
+    rows: list[tuple[float, int, int, int]] = []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -229,9 +241,10 @@ def read_trace(path: Path) -> list[tuple[float, int, int]]:
         if missing:
             from workloads.errors import did_you_mean
 
+            others = [n for n in names if n not in TRACE_COLUMNS]  # never suggest a column it has
             for c in missing:
                 probs.add(c, f"missing column (the header has: {', '.join(names) or 'nothing'})",
-                          hint=did_you_mean(c, names), line=1)
+                          hint=did_you_mean(c, others), line=1)
             probs.raise_if_any()
         col = {c: names.index(c) for c in TRACE_COLUMNS}
         for lineno, row in enumerate(reader, start=2):
@@ -257,7 +270,7 @@ def read_trace(path: Path) -> list[tuple[float, int, int]]:
                     break
                 values.append(v)
             if values is not None:
-                rows.append(tuple(values))
+                rows.append((*values, lineno))
     probs.raise_if_any()
     if not rows:
         raise ConfigError(Problem(where, "", "the trace has a header but no requests", 1))
@@ -304,6 +317,7 @@ class _IterationBuilder(_Builder):
         if cfg.rotary:
             q = self.ew(f"{blk}.attn.rotary", "rotary", q, block=blk, ops=ROTARY_OPS_PER_ELEMENT)
             k = self.ew(f"{blk}.attn.rotary_k", "rotary", k, block=blk, ops=ROTARY_OPS_PER_ELEMENT)
+        self.kv_store(blk, k, v)  # every token's keys and values are written to the KV cache
         both = P > 0 and D > 0
         parts = []
         if P:
@@ -324,6 +338,7 @@ class _IterationBuilder(_Builder):
         if D:
             dec = f"{blk}.decode.attn"
             qd = self._rows(f"{dec}.q_rows", q, (1, D, cfg.q_dim), blk) if both else q
+            qd = self.kv_append(blk, qd, k, v, name="decode.attn")  # after this step's K/V are in the cache
             kc = self.g.kv_cache_input(f"{blk}.attn.k_cache", (D, kvh, self.decode_span, hd))
             vc = self.g.kv_cache_input(f"{blk}.attn.v_cache", (D, kvh, self.decode_span, hd))
             s = self.matmul(f"{dec}.qk", qd, kc, batch=D * kvh, M=group, K=hd, N=self.decode_span,

@@ -215,7 +215,7 @@ def build_serving_workload(spec: ServingSpec, arch: Architecture, policy: Precis
     limit = cfg.max_position_embeddings if cfg.learned_positions else None
     for r in requests:
         need = r.input_tokens + r.output_tokens
-        where = f"request {r.id}" + (f" (trace line {r.id + 2})" if spec.arrival.trace else "")
+        where = f"request {r.id}" + (f" (line {r.line} of {spec.arrival.trace})" if r.line is not None else "")
         if need > capacity:
             probs.add("workload.serving.kv_capacity", f"{where} needs {need} tokens of KV cache, more "
                       f"than the system holds ({capacity}): it could never be admitted")

@@ -94,3 +94,48 @@ def test_numba_and_simpy_agree_to_the_cycle_on_a_device_with_pim(sharing):
     a, b = get_engine("numba").run(program), get_engine("simpy").run(program)
     assert a.cycles == b.cycles
     assert [(l.start_cycle, l.end_cycle) for l in a.layers] == [(l.start_cycle, l.end_cycle) for l in b.layers]
+
+
+@pytest.mark.parametrize("phase", ["decode", "serving"])
+def test_attention_on_pim_starts_after_the_new_keys_and_values_are_written(phase):
+    # decode attention on Logic-PIM reads the KV cache from the banks: it may start only once
+    # the xPU has written this step's K and V rows (attn.k, attn.v run on the xPU)
+    arch = load_preset("h100_logic_pim", NO_LAUNCH)
+    if phase == "decode":
+        g = build_model("mixtral-8x7b-layer", phase="decode", batch=16, context=1024)
+        qk, av = "layers.0.attn.qk", "layers.0.attn.av"
+    else:
+        from workloads.llm_config import shipped_config
+        from workloads.serving import IterationShape, build_iteration
+
+        g = build_iteration(shipped_config("mixtral-8x7b"), IterationShape(0, 1, 16, 1024), layers=1)
+        qk, av = "layers.0.decode.attn.qk", "layers.0.decode.attn.av"
+    xpu = {f"*.attn.{p}": "xpu" for p in ("q", "k", "v", "o")}  # Duplex's placement
+    r = simulate(g, arch, mapper={"attention": "fused", "placement_overrides": xpu}, engine="numba")
+    assert r.layer(qk).unit == "pim" and r.layer("layers.0.attn.v").unit == "gpu"
+    kv_done = max(r.layer(f"layers.0.attn.{p}").end_cycle for p in ("k", "v"))
+    assert r.layer(qk).start_cycle >= kv_done
+    assert r.layer(av).start_cycle >= r.layer("layers.0.attn.v").end_cycle
+
+
+def test_time_shared_banks_slow_a_moe_layer_under_expert_coprocessing():
+    # A real MoE layer (Mixtral-8x7B, decode, batch 64, skewed routing) with expert co-processing:
+    # the fewest-token experts on Logic-PIM, the busiest two on the xPU, at once. With bank-bundle
+    # partitioning (Duplex) the two units read different banks and the experts take about the
+    # longer side; with time-shared banks (all-bank PIM mode) every PIM transfer holds the banks
+    # against the xPU's and the other way round: about the sum of the two sides.
+    g = build_model("mixtral-8x7b-layer", phase="decode", batch=64, context=1024,
+                    expert_load={"distribution": "zipf", "alpha": 1.2, "seed": 0})
+    mapper = {"attention": "fused", "expert_coprocessing": True}
+    span, busy = {}, {}
+    for sharing in ("bank_partition", "time_share"):
+        arch = load_preset("h100_logic_pim", {**NO_LAUNCH, "pim.sharing": sharing})
+        r = simulate(g, arch, mapper=mapper, engine="numba")
+        experts = [l for l in r.layers if ".moe.expert" in l.name and l.kind == "linear"]
+        assert {l.unit for l in experts} == {"pim", "gpu"}  # split between the units
+        span[sharing] = max(l.end_cycle for l in experts) - min(l.start_cycle for l in experts)
+        busy[sharing] = {u: sum(l.end_cycle - l.start_cycle for l in experts if l.unit == u) for u in ("pim", "gpu")}
+    part, share = busy["bank_partition"], span["time_share"]
+    assert span["bank_partition"] == pytest.approx(max(part.values()), rel=0.02)
+    assert share == pytest.approx(part["pim"] + part["gpu"], rel=0.05)
+    assert share > 1.5 * span["bank_partition"]

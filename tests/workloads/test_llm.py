@@ -18,7 +18,7 @@ from workloads.precision import storage_bytes
 from workloads.registry import MODELS, build_model, model_names
 
 SHIPPED = ["bert-base", "gpt3-175b", "llama-2-13b", "llama-2-70b", "llama-2-7b", "llama-3-70b",
-           "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-1.3b", "opt-6.7b", "phi-2", "yi-6b"]
+           "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-1.3b", "opt-6.7b", "opt-66b", "phi-2", "yi-6b"]
 DECODERS = [n for n in SHIPPED if n != "bert-base"]
 
 
@@ -56,6 +56,9 @@ PUBLISHED = {
     # Zhang et al. 2022 (OPT), Table 1: 6.7B (a rounded model name; 6.66 B counted with the LM
     # head tied to the embedding, as HF's OPTForCausalLM is)
     "opt-6.7b": (6.7e9, 0.01),
+    # Zhang et al. 2022 (OPT), Table 1: 66B (a rounded model name; 65.72 B counted with the LM
+    # head tied to the embedding, as HF's OPTForCausalLM is)
+    "opt-66b": (66e9, 0.01),
     # Brown et al. 2020, Table 2.1: n_params 175.0B (174.6 B here: LM head tied to the token
     # embedding, all layers dense)
     "gpt3-175b": (175.0e9, 0.005),
@@ -275,9 +278,9 @@ def test_default_precision_is_fp16():
 
 # ---- graph structure, names and phases ---------------------------------------------------------
 
-LAYER_OPS = ["norm1", "attn.q", "attn.k", "attn.v", "attn.rotary", "attn.rotary_k", "attn.qk",
-             "attn.softmax", "attn.av", "attn.o", "add1", "norm2", "mlp.gate", "mlp.up", "mlp.act",
-             "mlp.down", "add2"]
+LAYER_OPS = ["norm1", "attn.q", "attn.k", "attn.v", "attn.rotary", "attn.rotary_k", "attn.k_store",
+             "attn.v_store", "attn.qk", "attn.softmax", "attn.av", "attn.o", "add1", "norm2", "mlp.gate",
+             "mlp.up", "mlp.act", "mlp.down", "add2"]
 
 
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
@@ -285,16 +288,36 @@ def test_llama_op_names_blocks_and_phases(phase):
     g = build_model("llama-2-7b", phase=phase, batch=2, sequence=32, context=None)
     assert nx.is_directed_acyclic_graph(g.nx)
     names = [op.name for op in g.ops()]
+    expected = list(LAYER_OPS)
+    if phase == "decode":  # the queries wait for this step's K/V to be in the cache
+        expected.insert(expected.index("attn.qk"), "attn.kv_append")
     for i in (0, 31):
         layer = [n[len(f"layers.{i}."):] for n in names if n.startswith(f"layers.{i}.")]
-        assert layer == LAYER_OPS
-    assert all(g.op(f"layers.5.{n}").block == "layers.5" for n in LAYER_OPS)
+        assert layer == expected
+    assert all(g.op(f"layers.5.{n}").block == "layers.5" for n in expected)
     assert all(op.phase == phase for op in g.ops())
     assert names[0] == "embed_tokens" and names[-2:] == ["norm", "lm_head"]
     assert ("last_token" in names) == (phase == "prefill")
     assert isinstance(g.op("embed_tokens"), Embedding)
     assert isinstance(g.op("lm_head"), Linear) and g.op("lm_head").tokens == 2
-    assert len(g) == 32 * len(LAYER_OPS) + 3 + (phase == "prefill")
+    assert len(g) == 32 * len(expected) + 3 + (phase == "prefill")
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "opt-1.3b", "mixtral-8x7b"])
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_attention_reads_this_steps_keys_and_values(name, phase):
+    # QK^T needs the new keys (after rotary) and AV the new values, also in decode, where the
+    # cache they read is a graph input that holds this step's rows once they are written
+    g = build_model(name, phase=phase, batch=2, sequence=16, context=None)
+    new_k = "layers.0.attn.rotary_k" if shipped_config(name).rotary else "layers.0.attn.k"
+    assert nx.has_path(g.nx, new_k, "layers.0.attn.qk")
+    assert nx.has_path(g.nx, "layers.0.attn.v", "layers.0.attn.av")
+    # the new rows are written to the cache once: both are graph outputs (through the views
+    # k_store / v_store that nothing reads), written by the projection that makes them
+    for part in ("k", "v"):
+        store = g.op(f"layers.0.attn.{part}_store")
+        assert isinstance(store, Reshape) and g.nx.out_degree(store.name) == 0
+        assert store.inputs[0].role == ("kv_cache" if part == "v" or new_k.endswith(".k") else "activation")
 
 
 def test_llama_prefill_edges():

@@ -110,3 +110,19 @@ def test_a_mixed_iteration_shares_the_weights_and_splits_attention():
     assert g.op("lm_head").tokens == 1 + 3  # last token of each sequence (ceil(175 / 350) = 1)
     with pytest.raises(ValueError):
         IterationShape(0, 1, 0, 0)
+
+
+@pytest.mark.parametrize("shape", [IterationShape(0, 1, 16, 1000), IterationShape(700, 350, 9, 300),
+                                   IterationShape(512, 512, 0, 0)])
+def test_iteration_attention_waits_for_this_steps_keys_and_values(shape):
+    # decode attention reads the KV cache after this step's rows are written: decode.attn.qk
+    # depends on the new keys (rotary_k) and decode.attn.av on the new values, as prefill does
+    import networkx as nx
+
+    g = build_iteration(shipped_config("mixtral-8x7b"), shape, parallelism={"expert": 4})
+    for part in (["decode"] if shape.decode_batch else []) + (["prefill"] if shape.prefill_tokens else []):
+        assert nx.has_path(g.nx, "layers.0.attn.rotary_k", f"layers.0.{part}.attn.qk")
+        assert nx.has_path(g.nx, "layers.0.attn.v", f"layers.0.{part}.attn.av")
+    # every new K/V row is written to the cache once: both are graph outputs via the store views
+    for part in ("k", "v"):
+        assert g.nx.out_degree(f"layers.0.attn.{part}_store") == 0

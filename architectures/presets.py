@@ -25,7 +25,7 @@ from typing import Any
 
 from architectures.base import Architecture, template_class
 from workloads.errors import ConfigError, Problem, Problems, did_you_mean
-from workloads.schema import canonicalize, resolve_path, validate
+from workloads.schema import canonicalize, resolve_path, validate, written_path
 from workloads.yamlio import load_yaml, parse_yaml
 
 __all__ = ["PresetFile", "preset_names", "load_preset_file", "build_architecture", "load_preset",
@@ -150,16 +150,21 @@ def build_architecture(spec: dict | str, *, file: str | None = None, lines: dict
             provenance[canon] = (file, key, lines.get(key))
 
     def origin(loc: tuple):
+        # paths are shown as the user spelled them (short keys included), so their lines resolve
         for n in range(len(loc), 0, -1):
             hit = provenance.get(tuple(loc[:n]))
             if hit:
                 f, shown, line = hit
-                if shown and shown[-2:-1] == ("overrides",):
-                    return f, shown + tuple(loc[n:]), line
-                return f, shown + tuple(loc), lines.get(shown + tuple(loc)) or line
+                if shown and shown[-2:-1] == ("overrides",):  # keys under an override's value
+                    rest = written_path(cls, tuple(loc), lambda k: len(k) <= n or shown + k[n:] in lines)[n:]
+                    return f, shown + rest, lines.get(shown + rest) or line
+                w = written_path(cls, tuple(loc), lambda k: shown + k in lines)
+                return f, shown + w, lines.get(shown + w) or line
         if preset:
-            return preset.path, tuple(loc), _line(preset.lines, loc)
-        return file, prefix + tuple(loc), _line(lines, prefix + tuple(loc))
+            w = written_path(cls, tuple(loc), lambda k: k in preset.lines)
+            return preset.path, w, _line(preset.lines, w)
+        w = written_path(cls, tuple(loc), lambda k: prefix + k in lines)
+        return file, prefix + w, _line(lines, prefix + w)
 
     try:
         arch = validate(cls, base, file=file, prefix=prefix, lines=lines, origin=origin)

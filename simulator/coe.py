@@ -72,7 +72,7 @@ def _gb(b: float) -> str:
 
 
 def _policy_key(p: PrecisionPolicy) -> tuple:
-    return (p.weights, p.activations, p.kv_cache, p.group_size)
+    return (p.weights, p.activations, p.kv_cache, p.group_size, p.scale_bits)
 
 
 @lru_cache(maxsize=64)
@@ -82,7 +82,8 @@ def _model_facts(model: str, batch: int, prompt: int, generate: int, policy: tup
     from workloads.llm_config import kv_cache_bytes, shipped_config
     from workloads.registry import build_model
 
-    p = PrecisionPolicy(weights=policy[0], activations=policy[1], kv_cache=policy[2], group_size=policy[3])
+    p = PrecisionPolicy(weights=policy[0], activations=policy[1], kv_cache=policy[2], group_size=policy[3],
+                        scale_bits=policy[4])
     pre = build_model(model, phase="prefill", batch=batch, sequence=prompt, precision=p)
     macs = pre.macs
     if generate:

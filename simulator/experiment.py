@@ -9,12 +9,11 @@ same result.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from architectures.base import Architecture
 from architectures.presets import build_architecture
@@ -25,7 +24,7 @@ from workloads.coe import CoESpec
 from workloads.errors import ConfigError, Problem, Problems
 from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.precision import Precision
-from workloads.schema import Schema, validate
+from workloads.schema import FieldProblems, Schema, validate
 from workloads.serving import ServingSpec
 from workloads.yamlio import load_yaml, parse_yaml
 
@@ -46,6 +45,16 @@ class PrecisionSpec(Schema):
     activations: Precision | None = None
     kv_cache: Precision | None = None
     group_size: int | None = Field(None, gt=0, description="quantization group size for weights")
+    scale_bits: int = Field(16, ge=1, le=32, description="bits of each weight group's scale (with "
+                            "group_size): a weight costs bits + scale_bits / group_size, e.g. BitMoD's "
+                            "8-bit scales: int3 in groups of 128 = 3.0625 bits")
+
+    @model_validator(mode="after")
+    def _scales_need_groups(self) -> "PrecisionSpec":
+        if self.scale_bits != 16 and not self.group_size:
+            raise FieldProblems([("scale_bits", f"{self.scale_bits}-bit group scales need group_size "
+                                                "(without groups the weights carry no scales)")])
+        return self
 
 
 class GemmSpec(Schema):
@@ -178,12 +187,14 @@ def build_workload(spec: WorkloadSpec, arch: Architecture, *, file: str | None =
     prec = spec.precision
     policy = PrecisionPolicy(weights=prec.weights or getattr(pe, "default_weights", default),
                              activations=prec.activations or default,
-                             kv_cache=prec.kv_cache, group_size=prec.group_size)
+                             kv_cache=prec.kv_cache, group_size=prec.group_size,
+                             scale_bits=prec.scale_bits)
     if pe is not None:
         _check_pe_precisions(pe, policy, probs)
     probs.raise_if_any()
     resolved: dict[str, Any] = {"precision": {"weights": policy.weights, "activations": policy.activations,
-                                              "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
+                                              "kv_cache": policy.kv_cache, "group_size": policy.group_size,
+                                              "scale_bits": policy.scale_bits}}
     graph, resolved, llm = _build_graph(spec, arch, policy, resolved, is_llm, file, probs, system)
     if pe is not None and hasattr(pe, "problems"):
         _check_pe_precisions(pe, policy, probs, graph)
@@ -220,7 +231,7 @@ def _check_pe_precisions(pe, policy: PrecisionPolicy, probs: Problems, graph: Op
             pairs.setdefault((cls, second.precision, op.inputs[0].precision), op.name)
     seen = set()
     for (cls, w, a), where in pairs.items():
-        for msg in pe.problems(w, a):
+        for msg in pe.problems(w, a, operand={"kv_cache": "KV cache"}.get(cls, cls)):
             if msg in seen:
                 continue
             seen.add(msg)
@@ -232,22 +243,18 @@ def _check_pe_precisions(pe, policy: PrecisionPolicy, probs: Problems, graph: Op
 
 
 def _check_pe_groups(pe, graph: OpGraph, policy: PrecisionPolicy, probs: Problems) -> None:
-    """A PE that dequantizes per group needs groups that tile the reduction dimension."""
+    """Group-quantized weights on the PE: a kind without per-group scales refuses them, one that
+    dequantizes once per group needs groups that tile every reduction dimension
+    (``architectures.pe`` ``group_problems``)."""
     g = policy.group_size
-    dequant = getattr(pe, "dequant", "none")
-    if not g or dequant == "none":
+    if not g or not hasattr(pe, "group_problems"):
         return
-    bad = {}
+    reductions: dict[int, str] = {}
     for op in graph.ops():
         if op.is_matrix and op.weights and op.weights[0].group_size:
-            K = op.gemm().K
-            if K % g:
-                bad.setdefault(K, op.name)
-    for K, name in sorted(bad.items()):
-        probs.add(("workload", "precision", "group_size"),
-                  f"group size {g} does not divide the reduction dimension K = {K} of '{name}' "
-                  f"(K / {g} = {K / g:g}); the {pe.kind} PE dequantizes once per group of K "
-                  f"(choose a divisor of {K}, e.g. {math.gcd(K, g)})")
+            reductions.setdefault(op.gemm().K, op.name)
+    for msg in pe.group_problems(g, reductions):
+        probs.add(("workload", "precision", "group_size"), msg)
 
 
 def _build_graph(spec: WorkloadSpec, arch: Architecture, policy: PrecisionPolicy, resolved: dict,
@@ -317,7 +324,8 @@ def _build_serving(spec: WorkloadSpec, arch: Architecture, file: str | None, lin
     default = pe.precision if pe is not None else "fp16"
     policy = PrecisionPolicy(weights=prec.weights or getattr(pe, "default_weights", default),
                              activations=prec.activations or default,
-                             kv_cache=prec.kv_cache, group_size=prec.group_size)
+                             kv_cache=prec.kv_cache, group_size=prec.group_size,
+                             scale_bits=prec.scale_bits)
     if pe is not None and not hasattr(pe, "problems"):  # PE kinds with pairs: on the graph below
         _check_pe_precisions(pe, policy, probs)
         probs.raise_if_any()
@@ -340,7 +348,8 @@ def _build_serving(spec: WorkloadSpec, arch: Architecture, file: str | None, lin
         probs.raise_if_any()
     resolved = {**resolved, **({"expert_load": spec.expert_load} if spec.expert_load is not None else {}),
                 "precision": {"weights": policy.weights, "activations": policy.activations,
-                              "kv_cache": policy.kv_cache, "group_size": policy.group_size}}
+                              "kv_cache": policy.kv_cache, "group_size": policy.group_size,
+                              "scale_bits": policy.scale_bits}}
     return graph, resolved, plan
 
 

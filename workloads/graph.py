@@ -43,6 +43,7 @@ class PrecisionPolicy:
     activations: str = "int8"
     kv_cache: str | None = None  # defaults to activations
     group_size: int | None = None  # weights: one scale per group (quantized formats)
+    scale_bits: int = 16  # bits of each group's scale (workloads.precision.DEFAULT_SCALE_BITS)
 
     def __post_init__(self) -> None:
         for name in ("weights", "activations", "kv_cache"):
@@ -122,7 +123,7 @@ class OpGraph:
 
     def _weight(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
         p = self.precision
-        return TensorSpec(name, shape, p.weights, "weight", p.group_size)
+        return TensorSpec(name, shape, p.weights, "weight", p.group_size, p.scale_bits)
 
     def _act(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
         return TensorSpec(name, tuple(int(s) for s in shape), self.precision.activations)

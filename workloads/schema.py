@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from workloads.errors import ConfigError, Problem, Problems, did_you_mean
 
 __all__ = ["Schema", "FieldProblems", "quantity", "validate", "canonicalize", "resolve_path", "field_names",
-           "problems_from_validation"]
+           "problems_from_validation", "written_path"]
 
 
 class Schema(BaseModel):
@@ -173,6 +173,25 @@ def resolve_path(cls: type[BaseModel], dotted: str | tuple) -> tuple[tuple, str 
     return tuple(out), None
 
 
+def written_path(cls: Any, loc: tuple, written: Any) -> tuple:
+    """``loc`` (canonical field names, as validation reports them) spelled as the user wrote it:
+    each field name is replaced by its short key (``energy_per_cycle`` for
+    ``energy_pj_per_cycle``) where ``written(path so far + (key,))`` says that spelling was
+    written, so that error messages show the user's key and find its line."""
+    out: list = []
+    current: Any = cls
+    for part in loc:
+        target = current if (isinstance(current, type) and issubclass(current, BaseModel)) else _unwrap(current)
+        if isinstance(target, type) and str(part) in target.model_fields:
+            spellings = [k for k, v in field_names(target).items() if v == part and k != part]
+            out.append(next((k for k in spellings if written(tuple(out) + (k,))), part))
+            current = _field_type(target, str(part))
+            continue
+        out.append(part)
+        current = target[1] if isinstance(target, tuple) else current  # a union tag or a key: stay
+    return tuple(out)
+
+
 def _allowed_at(cls: type[BaseModel], loc: tuple) -> list[str]:
     current: Any = cls
     for part in loc:
@@ -243,7 +262,8 @@ def problems_from_validation(exc: ValidationError, cls: type[BaseModel], *, file
         if origin is not None:
             f, display_path, line = origin(loc)
         else:
-            f, display_path, line = file, prefix + loc, probs.line_of(prefix + loc)
+            shown = prefix + written_path(cls, loc, lambda k: prefix + k in probs.lines)
+            f, display_path, line = file, shown, probs.line_of(shown)
         probs.items.append(Problem(f, ".".join(map(str, display_path)), msg, line, hint))
     return probs.items
 

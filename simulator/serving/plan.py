@@ -154,7 +154,8 @@ def _device_weight_bytes(cfg: LLMConfig, par: Parallelism, precision: PrecisionP
         params = total - experts + experts / par.expert
     else:
         params = total
-    return storage_bytes(int(math.ceil(params)), precision.weights, precision.group_size)
+    return storage_bytes(int(math.ceil(params)), precision.weights, precision.group_size,
+                         precision.scale_bits)
 
 
 def kv_capacity_tokens(spec: ServingSpec, cfg: LLMConfig, arch: Architecture, par: Parallelism,

@@ -3,15 +3,18 @@
 Contract: ``JobWorkers(run, count)`` calls ``run(job)`` for a batch of jobs with ``map(jobs)``,
 in the order given, and returns exactly what calling ``run`` on each job in this process would:
 ``run`` must be deterministic and free of side effects the caller needs (its results are the
-only thing that comes back). With ``count`` >= 2 and a batch of two or more jobs, ``count``
-helper processes are forked from this one (at the first such batch, and again after ``close()``,
-so they inherit its imports, compiled numba kernels and the objects ``run`` uses) and take the jobs one at a time as
-they free up, while this process waits (the first such batch runs one job here before forking,
-so that the helpers inherit what it loaded); otherwise (and in a process running other threads,
-which ``fork`` is not safe from) the jobs run here. A job that fails in a helper, or a helper
-that dies, is run again here, so errors surface with their own type and traceback. ``close()``
-(also called when the object is collected, and at exit) ends the helpers; so does another
-``JobWorkers`` starting its own (one set of helpers per process: runs take turns).
+only thing that comes back). With ``count`` >= 2 and a batch of two or more jobs, a
+``concurrent.futures.ProcessPoolExecutor`` of ``count`` helper processes is forked from this one
+(at the first such batch, and again after ``close()``, so they inherit its imports, compiled
+numba kernels and the objects ``run`` uses; ``run`` reaches them through the fork, unpickled, while
+jobs and results are pickled) and takes the jobs as helpers free up, while this process waits
+(the first such batch runs one job here before forking, so that the helpers inherit what it
+loaded); otherwise (and in a process running other threads, which ``fork`` is not safe from) the
+jobs run here. A job that fails in a helper is run again here, so errors surface with their own
+type and traceback; a helper that dies breaks the pool: the batch's unfinished jobs run here and
+the next batch forks a new set. ``close()`` (idempotent; also called when the object is collected,
+and at exit) ends the helpers; so does another ``JobWorkers`` starting its own (one set of
+helpers per process: runs take turns).
 
 ``default_workers()`` is how many to use when the caller does not say: ``TESSERA_SERVING_WORKERS``
 if set, else the cores this process may run on (at most 4; on a machine other work keeps busy,
@@ -24,18 +27,17 @@ worker: the pool already uses the cores), or a daemonic process (which may not h
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import gc
-import io
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.connection import Connection, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.reduction import ForkingPickler
 from types import MappingProxyType
 from typing import Any
 
@@ -76,64 +78,39 @@ def relaxed_gc(young: int = GC_YOUNG_THRESHOLD) -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+def _mapping(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+# results come back pickled by multiprocessing: read-only mappings (``LayerResult.counters``) as dicts
+ForkingPickler.register(MappingProxyType, lambda m: (_mapping, (dict(m),)))
+
+
 def _no_workers() -> None:
     return None
 
 
 _LAST: Callable[[], JobWorkers | None] = _no_workers  # the JobWorkers whose helpers run, if any
+_RUN: Callable[[Any], Any] | None = None  # in a helper: the ``run`` it inherited
 
 
 def _single_threaded() -> bool:
     return threading.active_count() == 1
 
 
-def _mapping(d: dict) -> MappingProxyType:
-    return MappingProxyType(d)
-
-
-def _dumps(obj: Any) -> bytes:
-    """Pickle, with read-only mappings (``LayerResult.counters``) sent as dicts and rebuilt."""
-    buf = io.BytesIO()
-    p = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    p.dispatch_table = copyreg.dispatch_table.copy()
-    p.dispatch_table[MappingProxyType] = lambda m: (_mapping, (dict(m),))
-    p.dump(obj)
-    return buf.getvalue()
-
-
-def _serve(run: Callable[[Any], Any], conn: Connection, parents: list[Connection]) -> None:
-    """A helper's loop: a job in, ``(True, result)`` or ``(False, None)`` out, until the pipe closes.
-    ``parents``: the parent's ends of the pipes, inherited by the fork; closed here, so that the
-    parent closing its end is seen as the end of the input."""
-    for c in parents:
-        c.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pipe
-    # what the fork inherited lives as long as this process: keep the collector off it (its
-    # traversals would also copy every inherited page), and collect young objects rarely
+def _helper_init(run: Callable[[Any], Any]) -> None:
+    """In a new helper: keep ``run`` (handed over by the fork, not pickled), leave Ctrl-C to the
+    parent, and keep the collector off what the fork inherited (it lives as long as the helper;
+    traversing it would also copy every inherited page) and rarely on young objects."""
+    global _RUN
+    _RUN = run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()
     gc.set_threshold(max(gc.get_threshold()[0], GC_YOUNG_THRESHOLD), *gc.get_threshold()[1:])
-    while True:
-        try:
-            job = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        try:
-            out = _dumps((True, run(job)))
-        except Exception:  # the parent runs it again and raises the real error
-            out = _dumps((False, None))
-        conn.send_bytes(out)
 
 
-def _stop(procs: list, conns: list) -> None:
-    for c in conns:
-        c.close()
-    for p in procs:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.terminate()
-            p.join(timeout=5)
-    procs.clear()
-    conns.clear()
+def _call(job: Any) -> Any:
+    return _RUN(job)
 
 
 class JobWorkers:
@@ -141,92 +118,60 @@ class JobWorkers:
 
     def __init__(self, run: Callable[[Any], Any], count: int):
         self.run, self.count = run, max(1, int(count))
-        self._procs: list = []
-        self._conns: list[Connection] = []
-        self._started = False
-        self._finalizer = weakref.finalize(self, _stop, self._procs, self._conns)
+        self._pool: ProcessPoolExecutor | None = None
+        self._shutdown: Callable[[], Any] = _no_workers  # ends the pool's helpers (once)
         self.remote_jobs = 0  # jobs the helpers ran
 
     def _start(self) -> None:
         global _LAST
-        self._started = True
-        if not sys.platform.startswith("linux") or not _single_threaded():  # fork is unsafe there
+        if not sys.platform.startswith("linux"):  # fork is unsafe there
             return
         last = _LAST()
         if last is not None and last is not self:  # one set of helpers per process: runs take turns
             last.close()
+        if not _single_threaded():  # fork is unsafe with other threads running
+            return
+        try:  # the helpers fork at the first submit, before the pool starts its own thread
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_helper_init, initargs=(self.run,))
+        except (OSError, ImportError, NotImplementedError):  # no working semaphores here: run here
+            return
+        self._shutdown = weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
         _LAST = weakref.ref(self)
-        ctx = multiprocessing.get_context("fork")
-        for _ in range(self.count):
-            mine, theirs = ctx.Pipe()
-            p = ctx.Process(target=_serve, args=(self.run, theirs, [*self._conns, mine]), daemon=True,
-                            name="tessera-shape-worker")
-            try:
-                p.start()
-            except OSError:  # cannot fork (limits): run here
-                mine.close()
-                break
-            finally:
-                theirs.close()
-            self._procs.append(p)
-            self._conns.append(mine)
+
+    def _submit(self, job: Any) -> Future | None:
+        try:
+            return None if self._pool is None else self._pool.submit(_call, job)
+        except BrokenProcessPool:  # a helper died since the last batch
+            return None
 
     def map(self, jobs: Sequence[Any]) -> list[Any]:
         """``[run(job) for job in jobs]``, on the helpers when there are several jobs."""
         if len(jobs) < 2 or self.count < 2:
             return [self.run(j) for j in jobs]
-        if not self._started:  # one job here first: the helpers inherit what it loaded and warmed up
-            first = self.run(jobs[0])
+        out: list[Any] = []
+        if self._pool is None:  # one job here first: the helpers inherit what it loaded and warmed up
+            out.append(self.run(jobs[0]))
+            jobs = jobs[1:]
             self._start()
-            return [first, *self.map(jobs[1:])]
-        out: list[Any] = [None] * len(jobs)
-        again: list[int] = []  # failed in a helper: run here
-        todo = list(range(len(jobs)))[::-1]  # popped from the end: in order
-        busy: dict[Connection, int] = {}
-
-        def give(c: Connection) -> None:
-            i = todo.pop()
-            try:
-                c.send_bytes(_dumps(jobs[i]))
-            except (OSError, ValueError):  # a dead helper
-                self._drop(c)
-                again.append(i)
-                return
-            busy[c] = i
-
+        futures = [self._submit(j) for j in jobs]
         try:
-            for c in list(self._conns):
-                if todo:
-                    give(c)
-            while busy:
-                for c in wait(list(busy)):
-                    i = busy.pop(c)
-                    try:
-                        ok, val = pickle.loads(c.recv_bytes())
-                    except (EOFError, OSError):
-                        self._drop(c)
-                        ok, val = False, None
-                    if ok:
-                        out[i] = val
-                        self.remote_jobs += 1
-                    else:
-                        again.append(i)
-                    if todo and c in self._conns:
-                        give(c)
-        except BaseException:  # interrupted with jobs in flight: their answers must not reach a later batch
-            self.close()
+            for job, f in zip(jobs, futures):
+                if f is not None and f.exception() is None:
+                    out.append(f.result())
+                    self.remote_jobs += 1
+                else:  # failed in a helper (or it died, or no helper): here, the real error surfaces
+                    out.append(self.run(job))
+        except BaseException:  # an error, or interrupted: the jobs not started are not run
+            for f in futures:
+                if f is not None:
+                    f.cancel()
             raise
-        for i in sorted(again + todo):  # failures, and whatever no helper was left to take
-            out[i] = self.run(jobs[i])
+        if any(f is None or isinstance(f.exception(), BrokenProcessPool) for f in futures):
+            self.close()  # a dead helper broke the pool: the next batch forks a new one
         return out
-
-    def _drop(self, c: Connection) -> None:
-        k = self._conns.index(c)
-        self._conns.pop(k).close()
-        p = self._procs.pop(k)
-        p.join(timeout=1)
 
     def close(self) -> None:
         """End the helper processes (idempotent; a later batch forks new ones)."""
-        _stop(self._procs, self._conns)
-        self._started = False
+        self._shutdown()
+        self._pool = None

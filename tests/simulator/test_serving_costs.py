@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import os
 
 import pytest
@@ -74,7 +75,7 @@ def test_shapes_simulated_on_helpers_are_the_serial_ones_to_the_bit(tiny, forkin
         t = two.shapes[k]
         assert (s.cycles, s.energy_pj, s.layers, s.resources) == (t.cycles, t.energy_pj, t.layers, t.resources)
     two.close()
-    assert not two.pool._procs
+    assert two.pool._pool is None and not _helpers()
 
 
 def test_a_serving_run_is_the_same_with_any_number_of_workers(tiny, forking, monkeypatch):
@@ -109,42 +110,67 @@ def test_the_first_shape_of_a_kind_goes_ahead_so_every_batch_knows_its_tile_budg
     assert costs.simulations == 8 + 2 + 4  # a known kind: one try; a new one (decode only): two
 
 
+def _helpers() -> list:
+    """The helper processes alive (the test process starts no other children)."""
+    return multiprocessing.active_children()
+
+
 def _square(x: int) -> int:
     if x < 0:
         raise ValueError(f"negative: {x}")
+    if x == 1000 and multiprocessing.parent_process() is not None:  # dies in a helper, not here
+        os._exit(1)
     return x * x
 
 
 def test_job_workers_give_what_running_here_gives_and_errors_surface_here(forking):
     w = W.JobWorkers(_square, 2)
     assert w.map(list(range(9))) == [x * x for x in range(9)]
-    assert w.remote_jobs > 0 and len(w._procs) == 2
+    assert w.remote_jobs > 0 and len(_helpers()) == 2
     with pytest.raises(ValueError, match="negative: -3"):  # failed in a helper, raised here
         w.map([1, 2, -3, 4])
-    # a helper that dies: its job, and the rest, run on the others or here
-    os.kill(w._procs[0].pid, 9)
-    w._procs[0].join()
+    # a helper that dies while idle: the batch runs on the others or here
+    dead = _helpers()[0]
+    os.kill(dead.pid, 9)
+    dead.join()
     assert w.map(list(range(6))) == [x * x for x in range(6)]
-    assert len(w._procs) == 1
+    # a helper that dies running a job: that job and those the broken pool lost run here, and the
+    # pool is ended; the next batch forks a new one
+    assert w.map([2, 1000, 3, 4, 5]) == [4, 1000 ** 2, 9, 16, 25]
+    assert w._pool is None and not _helpers()
+    done = w.remote_jobs
+    assert w.map(list(range(6))) == [x * x for x in range(6)]
+    assert len(_helpers()) == 2 and w.remote_jobs > done
     w.close()
-    assert not w._procs
+    w.close()  # idempotent
+    assert w._pool is None and not _helpers()
 
 
 def test_one_set_of_helpers_per_process(forking):
     a, b = W.JobWorkers(_square, 2), W.JobWorkers(_square, 2)
-    assert a.map([1, 2, 3]) == [1, 4, 9] and len(a._procs) == 2
-    procs = list(a._procs)
-    assert b.map([4, 5, 6]) == [16, 25, 36] and len(b._procs) == 2
-    assert not a._procs and not any(p.is_alive() for p in procs)  # b's start ended a's helpers
-    assert a.map([7, 8, 9]) == [49, 64, 81] and len(a._procs) == 2 and not b._procs  # a forks again
+    assert a.map([1, 2, 3]) == [1, 4, 9] and a._pool is not None and len(_helpers()) == 2
+    procs = _helpers()
+    assert b.map([4, 5, 6]) == [16, 25, 36] and b._pool is not None and len(_helpers()) == 2
+    assert a._pool is None and not any(p.is_alive() for p in procs)  # b's start ended a's helpers
+    assert a.map([7, 8, 9]) == [49, 64, 81] and a._pool is not None and b._pool is None  # a forks again
+    assert len(_helpers()) == 2
     a.close()
+    assert not _helpers()
 
 
 def test_one_worker_or_one_job_runs_here_without_forking():
     w = W.JobWorkers(_square, 1)
-    assert w.map([1, 2, 3]) == [1, 4, 9] and not w._started
+    assert w.map([1, 2, 3]) == [1, 4, 9] and w._pool is None
     w = W.JobWorkers(_square, 4)
-    assert w.map([5]) == [25] and not w._started
+    assert w.map([5]) == [25] and w._pool is None and not _helpers()
+
+
+def test_helpers_end_when_their_workers_are_collected(forking):
+    w = W.JobWorkers(_square, 2)
+    assert w.map([1, 2, 3]) == [1, 4, 9] and len(_helpers()) == 2
+    del w
+    gc.collect()
+    assert not _helpers()
 
 
 def test_default_workers(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,17 @@ def array8() -> SystolicArray:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+# a small Llama-style model: fast enough to simulate every serving iteration exactly
+TINY_LLM = {"_source": "a test model (tests/conftest.py)", "model_type": "llama", "hidden_size": 1024,
+            "intermediate_size": 2816, "num_attention_heads": 16, "num_key_value_heads": 4,
+            "num_hidden_layers": 4, "vocab_size": 8000, "max_position_embeddings": 8192,
+            "hidden_act": "silu", "tie_word_embeddings": False}
+
+
+def write_llm_config(folder: Path, **fields) -> Path:
+    """Write ``TINY_LLM`` (with ``fields`` changed) as ``folder/tiny.json``; returns its path."""
+    path = Path(folder) / "tiny.json"
+    path.write_text(json.dumps({**TINY_LLM, **fields}))
+    return path

@@ -15,6 +15,7 @@ from simulator.serving import (REQUEST_COLUMNS, IterationCost, IterationCosts, r
                                write_requests_csv)
 from workloads.errors import ConfigError
 from workloads.serving import IterationShape, Request
+from tests.conftest import write_llm_config
 
 # ---- the request-level process, with a made-up cost ------------------------------------------
 
@@ -60,17 +61,9 @@ def test_the_kv_cache_limits_admission_and_requests_wait_instead_of_being_lost()
 
 # ---- a small model: fast enough to simulate every iteration exactly -------------------------------
 
-TINY = {"_source": "a test model (tests/simulator/test_serving.py)", "model_type": "llama",
-        "hidden_size": 1024, "intermediate_size": 2816, "num_attention_heads": 16, "num_key_value_heads": 4,
-        "num_hidden_layers": 4, "vocab_size": 8000, "max_position_embeddings": 8192, "hidden_act": "silu",
-        "tie_word_embeddings": False}
-
-
 @pytest.fixture
 def tiny(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return str(path)
+    return str(write_llm_config(tmp_path))
 
 
 def _exp(config: str, preset: str = "h100_logic_pim", **serving):

@@ -14,18 +14,11 @@ from simulator.report import llm_summary_lines
 from workloads.errors import ConfigError
 from workloads.serving import read_trace
 from workloads.yamlio import load_yaml
-
-TINY = {"_source": "a test model (tests/simulator/test_serving_cli.py)", "model_type": "llama",
-        "hidden_size": 1024, "intermediate_size": 2816, "num_attention_heads": 16, "num_key_value_heads": 4,
-        "num_hidden_layers": 2, "vocab_size": 8000, "max_position_embeddings": 8192, "hidden_act": "silu",
-        "tie_word_embeddings": False}
-
+from tests.conftest import write_llm_config
 
 @pytest.fixture
 def tiny(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return path
+    return write_llm_config(tmp_path, num_hidden_layers=2)
 
 
 def _write(tmp_path, name: str, text: str):

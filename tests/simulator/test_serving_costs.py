@@ -5,7 +5,6 @@ workers; failures and dead helpers fall back to this process; the defaults."""
 from __future__ import annotations
 
 import gc
-import json
 import multiprocessing
 import os
 
@@ -17,18 +16,11 @@ from simulator.serving import IterationCosts, serve
 from simulator.serving import workers as W
 from workloads.errors import ConfigError
 from workloads.serving import IterationShape
-
-TINY = {"_source": "a test model (tests/simulator/test_serving_costs.py)", "model_type": "llama",
-        "hidden_size": 1024, "intermediate_size": 2816, "num_attention_heads": 16, "num_key_value_heads": 4,
-        "num_hidden_layers": 4, "vocab_size": 8000, "max_position_embeddings": 8192, "hidden_act": "silu",
-        "tie_word_embeddings": False}
-
+from tests.conftest import write_llm_config
 
 @pytest.fixture
 def tiny(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return str(path)
+    return str(write_llm_config(tmp_path))
 
 
 @pytest.fixture

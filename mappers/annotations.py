@@ -10,7 +10,7 @@ import numpy as np
 
 from architectures.systolic import FoldPlan
 
-__all__ = ["Placement", "Tiling", "Traffic", "OpPlan", "LinkPlan"]
+__all__ = ["Placement", "Tiling", "MappingChoice", "Traffic", "OpPlan", "LinkPlan", "LoopNest", "DEFAULT_NEST"]
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,55 @@ DEFAULT_NEST = LoopNest()
 
 @dataclass(frozen=True)
 class Tiling:
-    """How a matrix operator folds onto the array, and why this mapping was chosen."""
+    """How a matrix operator folds onto the array, and why this mapping was chosen.
+
+    ``chosen_by`` says what was compared, in words: ``"architecture"`` / ``"mapper option"``
+    (a fixed dataflow), ``"auto: os N, ws N, is N cycles"`` (``mapper.dataflow: auto``),
+    ``"search: N candidates, R rejected ...; best ..."`` (``mapper.search``); other templates'
+    planners start it with their name (``"gpu: ..."``, ``"rdu: ..."``). ``candidates`` and
+    ``rejected``: how many mappings were evaluated and how many of them were invalid (auto and
+    search; None for a fixed choice).
+    """
 
     plan: FoldPlan
-    chosen_by: str  # "architecture" | "mapper option" | "auto: ..." | "search: ..." (what was compared)
+    chosen_by: str
     nest: LoopNest = DEFAULT_NEST  # the fold loops' order and blocking
+    candidates: int | None = None
+    rejected: int | None = None
 
     @property
     def dataflow(self) -> str:
         return self.plan.dataflow
+
+    @property
+    def method(self) -> str:
+        """How the mapping was chosen, in one word or two: the part of ``chosen_by`` before its
+        colon (``search``, ``auto``, ``gpu``, ...) or all of it (``architecture``, ``mapper option``)."""
+        return self.chosen_by.split(":", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class MappingChoice:
+    """The mapping a layer ran with, as the result files show it (``layers.csv`` and
+    ``results.json`` columns ``loop_order``, ``loop_block``, ``chosen_by``, ``mapping_candidates``,
+    ``mapping_rejected``; the dataflow has its own column). Planners with a mapping choice
+    (the systolic array's) attach it to the ``OpPlan``; ``Tiling`` keeps the full story."""
+
+    loop_order: str  # cols_outer | rows_outer (LoopNest.order)
+    loop_block: int  # outer folds per block (LoopNest.block)
+    chosen_by: str  # architecture | mapper option | auto | search (Tiling.method)
+    candidates: int | None = None
+    rejected: int | None = None
+
+    @classmethod
+    def of(cls, tiling: Tiling) -> "MappingChoice":
+        return cls(tiling.nest.order, tiling.nest.block, tiling.method, tiling.candidates, tiling.rejected)
+
+    def row(self) -> dict[str, object]:
+        """The result-file columns (empty where not applicable)."""
+        return {"loop_order": self.loop_order, "loop_block": self.loop_block, "chosen_by": self.chosen_by,
+                "mapping_candidates": "" if self.candidates is None else self.candidates,
+                "mapping_rejected": "" if self.rejected is None else self.rejected}
 
 
 @dataclass(frozen=True)
@@ -110,6 +150,7 @@ class OpPlan:
     gemm: tuple[int, int, int, int] | None = None
     fused: tuple[str, ...] = ()
     overhead_cycles: int = 0  # part of compute_cycles that nothing overlaps (a kernel launch)
+    mapping: MappingChoice | None = None  # the mapping choice, where the template has one
 
     @property
     def tiles(self) -> int:

@@ -47,6 +47,7 @@ from architectures.systolic import FoldPlan
 from mappers.annotations import OpPlan, Placement, Tiling, Traffic
 from mappers.lower import template_resources
 from mappers.memory import Residency
+from mappers.outputs import output_writers
 from mappers.pipeline import MapperOptions
 from mappers.plan import coalesce, planner, spread
 from simulator.program import Resource
@@ -132,8 +133,8 @@ def plan_gpu(op: Op, graph: OpGraph, arch: GPU, options: MapperOptions, ctx: dic
         from simulator.coe import plan_coe_op
 
         return plan_coe_op(op, graph, arch, options, ctx, unit="gpu", switch_channel="host")
-    if "outputs" not in ctx:
-        ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
+    if "outputs" not in ctx:  # called outside the plan pass
+        ctx["outputs"] = output_writers(graph)
     residency = graph.get(op.name, Residency, Residency())
     fused = ctx["fused_by"].get(op.name, [])
     fused_ops = sum(f.vector_ops for f in fused)

@@ -119,7 +119,8 @@ def lower(graph: OpGraph, arch, options: MapperOptions) -> LoweredProgram:
                 block=op.block, macs=op.macs, vector_ops=p.vector_ops, compute_cycles=p.compute_cycles,
                 folds=p.folds, mapping_efficiency=p.mapping_efficiency,
                 compute_utilization=p.compute_utilization, peak_macs_per_cycle=p.peak_macs_per_cycle,
-                gemm=p.gemm, counters=p.counters, fused=p.fused, overhead_cycles=p.overhead_cycles))
+                gemm=p.gemm, counters=p.counters, fused=p.fused, overhead_cycles=p.overhead_cycles,
+                mapping=p.mapping))
             q = queues.setdefault(unit, _UnitQueue())
             channels_in = sorted(p.loads)
             channels_out = sorted(p.stores)

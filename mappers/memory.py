@@ -17,7 +17,8 @@ the exact optimum on average (tests/mappers/test_memory.py measures it). Reads o
 on chip cost no off-chip traffic. With ``mapper.attention: fused`` the attention scores and
 probabilities (``*.attn.qk``, ``*.attn.softmax``) never leave the chip and take no room
 (FlashAttention-style: the kernel holds one tile of them at a time). Compulsory traffic (each graph input and weight read once,
-each graph output written once) is reported apart from the rest (spills, reloads, re-reads).
+each graph output written once; outputs through views, ``mappers.outputs``) is reported apart
+from the rest (spills, reloads, re-reads).
 
 ``optimal_residency`` computes the exact minimum of the same cost by dynamic programming over
 resident sets (exponential: tests and teaching on small graphs only).
@@ -30,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from mappers.annotations import Placement
+from mappers.outputs import output_tensors
 from mappers.pipeline import MapperOptions, mapper_pass
 from workloads.errors import ConfigError, Problem
 from workloads.graph import OpGraph
@@ -215,10 +217,7 @@ def schedule_model(graph: OpGraph, device: int | None = None) -> ScheduleModel:
         for t in op.inputs:
             size.setdefault(alias.get(t.name, t.name), t.nbytes)
     consumed = {t for r in reads for t in r}
-    outputs = set()
-    for op in graph.ops():
-        if graph.nx.out_degree(op.name) == 0:
-            outputs.add(alias.get(op.output.name, op.output.name))
+    outputs = {alias.get(t, t) for t in output_tensors(graph)}  # through views, then fusion
     inputs = {t.name for t in graph.graph_inputs if t.name in consumed} | (external & consumed)
     m = ScheduleModel(steps, produces, reads, literal, size, inputs, outputs)
     for i, r in enumerate(reads):

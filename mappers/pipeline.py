@@ -21,7 +21,7 @@ from workloads.graph import OpGraph
 from workloads.schema import Schema
 
 __all__ = ["MapperOptions", "MappingSearch", "MapperPass", "PASSES", "mapper_pass", "Pipeline", "DEFAULT_PASSES",
-           "PassError"]
+           "PassError", "TEMPLATE_OPTIONS", "option_templates", "template_option_problems"]
 
 
 class MappingSearch(Schema):
@@ -37,7 +37,8 @@ class MapperOptions(Schema):
     """Options for the mapper passes (the experiment's ``mapper:`` section)."""
 
     dataflow: Literal["auto", "os", "ws", "is"] | None = Field(
-        None, description="os | ws | is | auto (best per layer); unset: the architecture's dataflow")
+        None, description="os | ws | is | auto (best per layer); unset: the architecture's dataflow "
+        "(systolic_array, systolic_pim; other templates reject it at load)")
     fidelity: Literal["layer", "tile"] = Field(
         "tile", description="layer: one load/compute/store per layer; tile: one per fold group")
     fuse_activations: bool = Field(
@@ -52,7 +53,8 @@ class MapperOptions(Schema):
         "unset classes go to the fastest tier with room")
     search: MappingSearch | None = Field(
         None, description="search each layer's mapping (dataflow unless fixed, loop order, "
-        "blocking) under a budget; results are cached by layer shape")
+        "blocking) under a budget; results are cached by layer shape (systolic_array, "
+        "systolic_pim; other templates reject it at load)")
     attention: Literal["unfused", "fused"] = Field(
         "unfused", description="unfused: QK^T, softmax and AV are separate kernels whose scores go "
         "through memory; fused: FlashAttention-style, reading Q, K, V once and keeping the scores "
@@ -82,6 +84,55 @@ class MapperOptions(Schema):
         False, description="templates with PIM: split each MoE layer's experts between the xPU and "
         "PIM, fewest-token experts to PIM, so that both finish together (Duplex's expert "
         "co-processing); false: each expert goes where its own arithmetic intensity sends it")
+
+
+# Mapper options that only some templates' planners read: option -> the templates that honour it
+# ("pim": every template with PIM, ``mappers.opb_placement``). On any other template a value other
+# than the option's default would be silently ignored, so ``template_option_problems`` reports
+# it (at load time, and from the ``plan`` pass for Python callers).
+SYSTOLIC_PLANNER_TEMPLATES = ("systolic_array", "systolic_pim")  # mappers.plan.plan_systolic
+TEMPLATE_OPTIONS: dict[str, tuple[str, ...] | str] = {
+    "dataflow": SYSTOLIC_PLANNER_TEMPLATES,  # gpu: CTA tiles; rdu: best per PCU; fusemax: its cascade
+    "search": SYSTOLIC_PLANNER_TEMPLATES,  # mappers.plan.search_mapping
+    "spatial_fusion": ("rdu",),  # mappers.rdu_fusion
+    "attention_mapping": ("fusemax",),  # mappers.attention_plan
+    "pim_placement": "pim",  # mappers.opb_placement
+    "expert_coprocessing": "pim",
+}
+
+_WHAT = {"search": "has no mapping search", "dataflow": "has no dataflow choice",
+         "attention_mapping": "has no attention cascade mapping", "spatial_fusion": "has no spatial fusion",
+         "pim_placement": "has no PIM", "expert_coprocessing": "has no PIM"}
+
+
+def option_templates(option: str) -> tuple[str, ...]:
+    """The templates whose planners read ``option`` (a key of ``TEMPLATE_OPTIONS``)."""
+    honoured = TEMPLATE_OPTIONS[option]
+    if honoured == "pim":
+        from mappers.opb_placement import pim_templates
+
+        return tuple(pim_templates())
+    return tuple(honoured)
+
+
+def template_option_problems(options: MapperOptions, arch) -> list[tuple[str, str]]:
+    """(option, message) for each option of ``TEMPLATE_OPTIONS`` set to a value other than its
+    default on an architecture whose template ignores it. Default values pass (a resolved config
+    lists every option), so only what a user asked for and would not get is reported."""
+    template = arch.template
+    out = []
+    for option in TEMPLATE_OPTIONS:
+        value = getattr(options, option)
+        if value == MapperOptions.model_fields[option].default:
+            continue
+        templates = option_templates(option)
+        if template in templates:
+            continue
+        shown = "a mapping search" if option == "search" else repr(value)
+        out.append((option, f"{shown} has no effect on architecture '{arch.name}' (template '{template}', "
+                    f"which {_WHAT[option]}); mapper.{option} is used by the templates "
+                    f"{', '.join(templates)}: remove it, or pick an architecture of one of those"))
+    return out
 
 
 class PassError(RuntimeError):

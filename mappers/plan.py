@@ -9,7 +9,8 @@ counters (bytes per operand and level, energy by component). The generic lowerin
 Off-chip counters: ``dram_read_bytes``/``dram_write_bytes`` count all off-chip traffic; a tier
 other than the main one adds its share as ``<tier>_read_bytes`` (e.g. ``ddr_read_bytes``).
 ``compulsory_dram_*``: what any schedule must move (each graph input and weight read once, each
-graph output written once); ``noncompulsory_dram_*``: everything else (spills, reloads,
+graph output written once: outputs looked for through views, ``mappers.outputs``, so the KV-cache
+writes count); ``noncompulsory_dram_*``: everything else (spills, reloads,
 re-reads forced by tiling) - the COSMA split.
 """
 
@@ -23,11 +24,13 @@ import numpy as np
 
 from architectures.pe import PECost
 from architectures.systolic import DATAFLOWS, MAC_STEP, FoldPlan, StepCost, SystolicArray
-from mappers.annotations import LinkPlan, OpPlan, Placement, Tiling, Traffic
+from mappers.annotations import LinkPlan, MappingChoice, OpPlan, Placement, Tiling, Traffic
 from mappers.memory import Residency, TensorHomes
-from mappers.pipeline import MapperOptions, PassError, mapper_pass
+from mappers.outputs import output_writers
+from mappers.pipeline import MapperOptions, PassError, mapper_pass, template_option_problems
 from mappers.annotations import DEFAULT_NEST, LoopNest
 from mappers.traffic import DEPENDS, OPERANDS, InvalidMapping, systolic_traffic, vector_traffic
+from workloads.errors import ConfigError, Problem
 from workloads.graph import OpGraph
 from workloads.ops import Collective, Embedding, MatMul, Op
 
@@ -55,6 +58,9 @@ def plan(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     fn = PLANNERS.get(arch.template)
     if fn is None:
         raise PassError(f"no planner for template '{arch.template}' (planners: {', '.join(PLANNERS)})")
+    ignored = template_option_problems(options, arch)  # Python callers (experiments check at load)
+    if ignored:
+        raise ConfigError([Problem(None, f"mapper.{option}", message) for option, message in ignored])
     g = graph.copy()
     fused_by: dict[str, list[Op]] = {}
     for op in g.ops():
@@ -68,8 +74,11 @@ def plan(graph: OpGraph, arch, options: MapperOptions) -> OpGraph:
     running = sum(1 for op in g.ops() if g.get(op.name, Placement).unit not in ("none", "fused", "link"))
     # a tile is up to three tasks (load, compute, store): keep the program near max_tasks
     tiles = max(1, min(options.max_tiles_per_layer, options.max_tasks // max(1, 3 * running)))
+    # "outputs": the ops that write a graph output (through views and fusion), one rule for
+    # every planner's compulsory split (mappers.outputs)
     ctx = {"fused_by": fused_by, "graph_inputs": {t.name for t in g.graph_inputs},
-           "first_reader": first_reader, "max_tiles": 1 if options.fidelity == "layer" else tiles}
+           "first_reader": first_reader, "outputs": output_writers(g),
+           "max_tiles": 1 if options.fidelity == "layer" else tiles}
     link = g.meta.get("link", {})
     for op in g.ops():
         unit = g.get(op.name, Placement).unit
@@ -220,9 +229,10 @@ def mapping_candidates(plan_of, wanted: str) -> list[tuple[str, LoopNest]]:
 
 def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, write_out,
                    wanted: str, step: StepCost | None = None) -> tuple[Tiling, Traffic]:
-    """Evaluate candidates (sampled to the budget with the seed), reject invalid ones with their
-    reason, and keep the fastest (then the one moving the fewest off-chip bytes). ``step``: the
-    PE's step cost for the op (None: the PE's nominal one)."""
+    """Evaluate candidates (sampled to the budget with the seed; the default mapping and each
+    dataflow's default loop nest are always among them), reject invalid ones with their reason,
+    and keep the fastest (then the one moving the fewest off-chip bytes). ``step``: the PE's step
+    cost for the op (None: the PE's nominal one)."""
     import random
 
     gemm = op.gemm()
@@ -236,9 +246,12 @@ def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, 
     default = (wanted if wanted != "auto" else arch.dataflow, DEFAULT_NEST)
     cands = mapping_candidates(plan_of, wanted)
     if len(cands) > options.search.budget:
+        # always the default and each dataflow's default nest (what auto compares), so the
+        # search never does worse than auto by its estimate; the rest sampled to the budget
         rng = random.Random(options.search.seed)
-        rest = [c for c in cands if c != default]
-        cands = [default] + rng.sample(rest, options.search.budget - 1)
+        keep = ([default] + [c for c in cands if c[1] == DEFAULT_NEST and c != default])[:options.search.budget]
+        rest = [c for c in cands if c not in keep]
+        cands = keep + rng.sample(rest, max(0, options.search.budget - len(keep)))
     best, rejected = None, []
     default_cost = None
     for df, nest in cands:
@@ -259,7 +272,7 @@ def search_mapping(op: Op, arch: SystolicArray, options: MapperOptions, onchip, 
            + f"; best {df}/{nest.order}/block {nest.block}: {cost[0]} cycles, {cost[1]:,} off-chip B"
            + (f" (default {default[0]}/{default[1].order}/block 1: {default_cost[0]} cycles, "
               f"{default_cost[1]:,} B)" if default_cost else ""))
-    return Tiling(fp, why, nest), t
+    return Tiling(fp, why, nest, candidates=len(cands), rejected=len(rejected)), t
 
 
 # ---- the systolic array's planner ------------------------------------------------------------
@@ -395,8 +408,8 @@ def _signature(op: Op, graph: OpGraph, residency: Residency, homes: TensorHomes,
 def plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperOptions, ctx: dict):
     """Dataflow choice, the reuse model and fold streams for one operator on a systolic array.
     Plans are cached by the op's signature within a pass: an LLM's identical layers cost one."""
-    if "outputs" not in ctx:
-        ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
+    if "outputs" not in ctx:  # called outside the plan pass
+        ctx["outputs"] = output_writers(graph)
     residency = graph.get(op.name, Residency, Residency())
     homes = graph.get(op.name, TensorHomes, TensorHomes({}))
     fused = ctx["fused_by"].get(op.name, [])
@@ -447,13 +460,14 @@ def _plan_systolic(op: Op, graph: OpGraph, arch: SystolicArray, options: MapperO
             scored.sort(key=lambda s: s[:3])
             why = "auto: " + ", ".join(f"{s[3].dataflow} {s[0]}" for s in sorted(scored, key=lambda s: s[2])) + " cycles"
             fp, traffic = scored[0][3], scored[0][4]
-            tiling = Tiling(fp, why)
+            tiling = Tiling(fp, why, candidates=len(scored), rejected=0)
         per_operand = fold_streams(op, fp, traffic, tiling.nest)
         cycles = np.full(fp.folds, fp.fold_cycles, dtype=np.int64)
         counts = np.ones(fp.folds, dtype=np.int64)
         compute_total = fp.compute_cycles
         info = {"dataflow": fp.dataflow, "folds": fp.folds, "mapping_efficiency": fp.mapping_efficiency,
-                "compute_utilization": fp.compute_utilization, "peak_macs_per_cycle": arch.pes}
+                "compute_utilization": fp.compute_utilization, "peak_macs_per_cycle": arch.pes,
+                "mapping": MappingChoice.of(tiling)}
         if step is not MAC_STEP or pe_cost.dequant != "none" or pe_cost.table_build_adds:
             pe_work = _pe_work(op, arch, fp, pe_cost)
         annotations.append(tiling)

@@ -99,7 +99,7 @@ def assemble_result(program: LoweredProgram, engine: str, cycles: int, timing: L
             folds=info.folds, mapping_efficiency=info.mapping_efficiency,
             compute_utilization=info.compute_utilization, utilization=util,
             latency_s=span / program.freq_hz, gemm=info.gemm, counters=info.counters,
-            fused=info.fused))
+            fused=info.fused, mapping=info.mapping))
     peak = max((r.peak_macs_per_cycle for r in program.resources), default=0)
     return SimResult(experiment=experiment, engine=engine, architecture=architecture,
                      workload=workload or str(program.meta.get("graph", "")), freq_hz=program.freq_hz,

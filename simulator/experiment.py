@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from architectures.base import Architecture
 from architectures.presets import build_architecture
 from architectures.system import SystemSpec
-from mappers.pipeline import MapperOptions
+from mappers.pipeline import MapperOptions, template_option_problems
 from simulator.dse.spec import SearchField, SweepField  # sweep:/search: sections (validated there)
 from workloads.coe import CoESpec
 from workloads.errors import ConfigError, Problem, Problems
@@ -462,6 +462,20 @@ def experiment_from_dict(data: Any, *, file: str | None = None, lines: dict | No
             problems.extend(exc.problems)
     if not problems and spec is not None and spec.mapper.placement_overrides:
         problems.extend(_override_problems(spec.mapper, arch, graph, llm, file, lines))
+    # mapper options this template would silently ignore (the section on its own when another
+    # section failed the whole file's validation)
+    mapper = spec.mapper if spec is not None else None
+    raw_mapper = data.get("mapper") if isinstance(data, dict) else None
+    if mapper is None and isinstance(raw_mapper, dict) and not any(p.path.startswith("mapper") for p in problems):
+        try:
+            mapper = validate(MapperOptions, raw_mapper, file=file, prefix=("mapper",), lines=lines)
+        except ConfigError:
+            pass  # reported by the whole file's validation
+    if mapper is not None and arch is not None:
+        probs = Problems(file, lines)
+        for option, message in template_option_problems(mapper, arch):
+            probs.add(("mapper", option), message)
+        problems.extend(probs.items)
     if problems:
         raise ConfigError(problems)
     assert spec is not None and arch is not None and graph is not None

@@ -19,8 +19,12 @@ import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mappers.annotations import MappingChoice
 
 __all__ = ["Resource", "LayerInfo", "LoweredProgram", "ProgramBuilder", "ProgramError",
            "COMPUTE", "TRANSFER"]
@@ -67,6 +71,7 @@ class LayerInfo:
     counters: Mapping[str, float] = field(default_factory=dict)  # bytes per tier/operand, energy
     fused: tuple[str, ...] = ()  # ops applied in this layer's output stage
     overhead_cycles: int = 0  # part of compute_cycles that nothing overlaps (e.g. a kernel launch)
+    mapping: MappingChoice | None = None  # loop order, blocking, how it was chosen (systolic layers)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))

@@ -4,6 +4,10 @@ Metric names carry their unit and are stable (DSE loops read them): ``cycles``, 
 ``energy_pj``, ``utilization``, ``macs``, ``sram_read_bytes``, ``sram_write_bytes``,
 ``dram_read_bytes``, ``dram_write_bytes``, plus per operand (``ifmap_dram_read_bytes``, ...) and
 energy by component (``mac_energy_pj``, ``sram_energy_pj``, ``dram_energy_pj``, ...).
+Per layer (``LayerResult.row()``: ``results.json`` "layers" and ``layers.csv``), where the
+template has a mapping choice (systolic arrays): ``dataflow``, ``loop_order``, ``loop_block``,
+``chosen_by`` (architecture | mapper option | auto | search), ``mapping_candidates``,
+``mapping_rejected`` (``mappers.annotations.MappingChoice``).
 
 An optional ``Timeline`` (when each task ran, and on which lane of which unit or channel) rides
 along for the trace export; it is not part of ``to_dict()`` or ``metrics()``.
@@ -15,9 +19,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mappers.annotations import MappingChoice
 
 __all__ = ["LayerResult", "ResourceStats", "SimResult", "Timeline", "LAYER_CSV_COLUMNS", "energy_components"]
 
@@ -47,6 +54,7 @@ class LayerResult:
     gemm: tuple[int, int, int, int] | None
     counters: Mapping[str, float] = field(default_factory=dict)
     fused: tuple[str, ...] = ()  # ops applied in this layer's output stage
+    mapping: "MappingChoice | None" = None  # loop order, blocking, how chosen (systolic layers)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
@@ -81,6 +89,8 @@ class LayerResult:
                "M": m if m is not None else "", "K": k if k is not None else "",
                "N": n if n is not None else "", "groups": g if g is not None else "",
                "fused": "+".join(self.fused)}
+        if self.mapping is not None:  # loop_order, loop_block, chosen_by, mapping_candidates, ..._rejected
+            out.update(self.mapping.row())
         for key, value in self.counters.items():
             out[key] = value
         return out

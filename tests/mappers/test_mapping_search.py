@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from architectures.systolic import fold_plan
-from mappers.annotations import LoopNest, Tiling, Traffic
+from mappers.annotations import LoopNest, MappingChoice, OpPlan, Tiling, Traffic
 from mappers.pipeline import MapperOptions, Pipeline
-from mappers.plan import fold_streams
+from mappers.plan import estimate_cycles, fold_streams
 from mappers.traffic import InvalidMapping, systolic_traffic
-from simulator.run import simulate
+from simulator.experiment import load_experiment
+from simulator.run import run_experiment, simulate
 from tests.conftest import small_array
 from workloads.graph import OpGraph
 from workloads.registry import build_model
@@ -95,3 +98,55 @@ def test_out_of_time_layers_keep_the_default():
                          MapperOptions(search={"time_budget_s": 1e-9}))
     reasons = {ann.get(op.name, Tiling).chosen_by for op in g.ops() if ann.has(op.name, Tiling)}
     assert "architecture" in reasons  # the budget ran out: later layers are not searched
+
+
+def test_search_keeps_what_auto_compares_when_it_samples():
+    # a budget below the candidate count still evaluates every dataflow's default loop nest, so
+    # the search is never worse than auto by its own estimate
+    g = build_model("resnet18")
+    arch = small_array(16, 16, "ws", sram="16 KiB", bandwidth="8 GB/s")
+    auto = Pipeline().run(g, arch, MapperOptions(dataflow="auto"))
+    searched = Pipeline().run(g, arch, MapperOptions(dataflow="auto", search={"budget": 4}))
+    sampled = 0
+    for op in g.ops():
+        if not auto.has(op.name, Tiling):
+            continue
+        t = searched.get(op.name, Tiling)
+        assert t.candidates <= 4 and t.rejected is not None
+        sampled += t.candidates == 4
+        a = estimate_cycles(auto.get(op.name, Tiling).plan, auto.get(op.name, Traffic), arch)
+        s = estimate_cycles(t.plan, searched.get(op.name, Traffic), arch)
+        assert s <= a, op.name
+    assert sampled > 0  # the budget did cut the candidates
+
+
+def test_search_records_its_counts_and_the_plan_carries_the_choice():
+    g = build_model("resnet18")
+    ann = Pipeline().run(g, small_array(16, 16, "ws", sram="16 KiB"), MapperOptions(search={"budget": 64}))
+    t = ann.get("layer3.0.conv2", Tiling)
+    assert f"search: {t.candidates} candidates, {t.rejected} rejected" in t.chosen_by  # explain parses it
+    assert t.method == "search" and t.candidates > 1
+    m = ann.get("layer3.0.conv2", OpPlan).mapping
+    assert m == MappingChoice(t.nest.order, t.nest.block, "search", t.candidates, t.rejected)
+    assert ann.get("fc", OpPlan).mapping is not None
+    vector = [op.name for op in g.ops() if ann.has(op.name, OpPlan) and ann.get(op.name, OpPlan).unit == "vector"]
+    assert vector and all(ann.get(n, OpPlan).mapping is None for n in vector)
+    auto = Pipeline().run(g, small_array(16, 16, "ws"), MapperOptions(dataflow="auto")).get("fc", Tiling)
+    assert (auto.method, auto.candidates, auto.rejected) == ("auto", 3, 0)
+    fixed = Pipeline().run(g, small_array(16, 16, "ws"), MapperOptions()).get("fc", Tiling)
+    assert (fixed.method, fixed.candidates) == ("architecture", None)
+
+
+SEARCH_EXPERIMENT = "experiments/presets/scalesim_128x128_resnet18_search.yaml"
+
+
+def test_the_search_experiment_beats_auto_by_the_numbers_its_header_quotes(repo):
+    path = repo / SEARCH_EXPERIMENT
+    exp = load_experiment(path)
+    assert exp.mapper.search is not None and exp.mapper.dataflow == "auto"
+    searched = run_experiment(exp)
+    auto = run_experiment(dataclasses.replace(exp, mapper=exp.mapper.model_copy(update={"search": None})))
+    assert searched.cycles < auto.cycles
+    assert searched.counter("dram_read_bytes") < auto.counter("dram_read_bytes")
+    header = " ".join(path.read_text().split())
+    assert f"auto {auto.cycles:,} cycles, search {searched.cycles:,}" in header

@@ -71,6 +71,7 @@ from architectures.systolic import FoldPlan
 from mappers.annotations import OpPlan, Tiling
 from mappers.lower import template_resources
 from mappers.memory import Residency
+from mappers.outputs import output_writers
 from mappers.pipeline import MapperOptions
 from mappers.plan import coalesce, planner, spread
 from simulator.program import Resource
@@ -270,7 +271,7 @@ def plan_fusemax(op: Op, graph: OpGraph, arch: FuseMax, options: MapperOptions, 
     matrix ops on the 2D array, the rest on the 1D array."""
     if "fusemax_triples" not in ctx:
         ctx["fusemax_triples"] = _triples(graph)
-        ctx["outputs"] = {o.name for o in graph.ops() if graph.nx.out_degree(o.name) == 0}
+        ctx.setdefault("outputs", output_writers(graph))  # set by the plan pass; else here
     triple = ctx["fusemax_triples"].get(op.name)
     fused = ctx["fused_by"].get(op.name, [])
     fused_ops = sum(f.vector_ops for f in fused)

@@ -145,7 +145,8 @@ def _plan_pim(op: Op, arch: GpuPim | SystolicPim, options: MapperOptions, ctx: d
     key = (launch, op.kind, op.macs, op.vector_ops, tuple((t.nbytes, t.precision, t.role) for t in op.inputs),
            tuple(t.nbytes for t in op.weights), op.output.nbytes, op.output.precision,
            op.gemm() if op.is_matrix else None, ctx.get("max_tiles", 64),
-           tuple(t.name in ctx["graph_inputs"] and ctx["first_reader"].get(t.name) == op.name for t in op.inputs))
+           tuple(t.name in ctx["graph_inputs"] and ctx["first_reader"].get(t.name) == op.name for t in op.inputs),
+           op.name in ctx["outputs"])
     if key not in cache:
         cache[key] = _pim_kernel(op, arch, ctx, launch)
     return cache[key]
@@ -188,9 +189,10 @@ def _pim_kernel(op: Op, arch: GpuPim | SystolicPim, ctx: dict, launch: bool) -> 
     comp_r += sum(t.nbytes for t in op.inputs if t.name in ctx["graph_inputs"]
                   and ctx["first_reader"].get(t.name) == op.name)
     c["compulsory_dram_read_bytes"] = min(comp_r, c["dram_read_bytes"])
-    c["compulsory_dram_write_bytes"] = 0
+    # a graph output (through views: the step's new K/V rows) must reach memory once
+    c["compulsory_dram_write_bytes"] = c["dram_write_bytes"] if op.name in ctx["outputs"] else 0
     c["noncompulsory_dram_read_bytes"] = c["dram_read_bytes"] - c["compulsory_dram_read_bytes"]
-    c["noncompulsory_dram_write_bytes"] = c["dram_write_bytes"]
+    c["noncompulsory_dram_write_bytes"] = c["dram_write_bytes"] - c["compulsory_dram_write_bytes"]
     c["hbm_read_bytes"] = c["dram_read_bytes"]
     c["hbm_write_bytes"] = c["dram_write_bytes"]
     c["pim_read_bytes"] = read_total
@@ -208,7 +210,8 @@ def _pim_kernel(op: Op, arch: GpuPim | SystolicPim, ctx: dict, launch: bool) -> 
     c["pim_model_memory_cycles"] = memory_s * f
 
     traffic = Traffic({o: 0 for o in OPERANDS}, {o: 0 for o in OPERANDS}, reads, writes,
-                      compulsory_read=int(c["compulsory_dram_read_bytes"]), compulsory_write=0,
+                      compulsory_read=int(c["compulsory_dram_read_bytes"]),
+                      compulsory_write=int(c["compulsory_dram_write_bytes"]),
                       dram_loads={"ifmap": 1, "filter": 1, "ofmap": 1})
     g = op.gemm() if op.is_matrix else None
     peak = int(round(arch.pim_macs_per_s / f))

@@ -28,6 +28,7 @@ import math
 from architectures.rdu import RDU
 from mappers.annotations import Placement
 from mappers.memory import TensorHomes
+from mappers.outputs import output_tensors
 from mappers.pipeline import MapperOptions
 from mappers.rdu_pipeline import Kernel, Stage, build_kernel, kernel_time, make_stage
 from workloads.coe import COE_KINDS
@@ -84,7 +85,7 @@ def kernels(graph: OpGraph, arch: RDU, options: MapperOptions, ctx: dict) -> dic
             continue
         for t in op.inputs:
             consumers.setdefault(_canonical(graph, place, t.name), []).append(reader)
-    outputs = {_canonical(graph, place, op.output.name) for op in graph.ops() if graph.nx.out_degree(op.name) == 0}
+    outputs = {_canonical(graph, place, t) for t in output_tensors(graph)}
     homes = {op.name: graph.get(op.name, TensorHomes, TensorHomes({})) for op in graph.ops()}
     for op in graph.ops():  # fused ops' homes count for the stage that holds them
         pl = place[op.name]

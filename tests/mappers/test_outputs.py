@@ -113,3 +113,16 @@ def test_cnn_outputs_are_the_last_layer_only():
 
     g = build_model("resnet18")
     assert output_writers(Pipeline(("place", "fuse")).run(g, small_array())) == {"fc"}
+
+
+def test_a_graph_output_computed_on_pim_is_a_compulsory_write():
+    # decode on an H100 with Logic-PIM: the Op/B placement puts the LM head (one token per
+    # sequence: about 1 MAC per weight byte) on PIM; its logits leave the graph
+    g, plans = _planned(build_llm(_tiny(), phase="decode", batch=2, context=64),
+                        build_architecture("h100_logic_pim"))
+    heads = [name for name, p in plans.items() if name.endswith("lm_head")]
+    assert heads and all(plans[h].unit == "pim" for h in heads), {h: plans[h].unit for h in heads}
+    for h in heads:
+        c = plans[h].counters
+        assert c["compulsory_dram_write_bytes"] == c["dram_write_bytes"] == g.op(h).output.nbytes
+        assert c["noncompulsory_dram_write_bytes"] == 0

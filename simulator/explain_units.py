@@ -244,9 +244,9 @@ def mapping_choice(tiling, op, arch, residency, mapper, estimate) -> str | None:
     from mappers.annotations import DEFAULT_NEST
     from mappers.traffic import InvalidMapping
 
-    counts = re.search(r"search: (\d+) candidates, (\d+) rejected", why)
-    among = (f"compared {int(counts.group(1)):,} candidates ({int(counts.group(2)):,} rejected as invalid) "
-             f"and " if counts else "")
+    counts = (tiling.candidates, tiling.rejected)
+    among = (f"compared {counts[0]:,} candidates ({counts[1]:,} rejected as invalid) and "
+             if None not in counts else "")
     wanted = getattr(mapper, "dataflow", None) or arch.dataflow
     default_df = arch.dataflow if wanted == "auto" else wanted
     nest = tiling.nest

@@ -38,7 +38,7 @@ class MapperOptions(Schema):
 
     dataflow: Literal["auto", "os", "ws", "is"] | None = Field(
         None, description="os | ws | is | auto (best per layer); unset: the architecture's dataflow "
-        "(systolic_array, systolic_pim; other templates reject it at load)")
+        "(systolic_array, systolic_pim; other templates take only auto)")
     fidelity: Literal["layer", "tile"] = Field(
         "tile", description="layer: one load/compute/store per layer; tile: one per fold group")
     fuse_activations: bool = Field(
@@ -118,12 +118,13 @@ def option_templates(option: str) -> tuple[str, ...]:
 def template_option_problems(options: MapperOptions, arch) -> list[tuple[str, str]]:
     """(option, message) for each option of ``TEMPLATE_OPTIONS`` set to a value other than its
     default on an architecture whose template ignores it. Default values pass (a resolved config
-    lists every option), so only what a user asked for and would not get is reported."""
+    lists every option), so only what a user asked for and would not get is reported;
+    ``dataflow: auto`` ("the best the template has") holds on every template."""
     template = arch.template
     out = []
     for option in TEMPLATE_OPTIONS:
         value = getattr(options, option)
-        if value == MapperOptions.model_fields[option].default:
+        if value == MapperOptions.model_fields[option].default or (option, value) == ("dataflow", "auto"):
             continue
         templates = option_templates(option)
         if template in templates:

@@ -44,7 +44,7 @@ def test_search_on_a_gpu_names_the_key_the_template_and_where_it_works():
 
 
 @pytest.mark.parametrize("preset,mapper,key,supported", [
-    ("a100_80gb", "dataflow: auto", "mapper.dataflow", "systolic_array"),
+    ("a100_80gb", "dataflow: os", "mapper.dataflow", "systolic_array"),
     ("sn40l", "dataflow: ws", "mapper.dataflow", "systolic_array"),
     ("fusemax_cloud", "search: {}", "mapper.search", "systolic_array"),
     ("tpu_v1_like", "spatial_fusion: false", "mapper.spatial_fusion", "rdu"),
@@ -72,6 +72,7 @@ def test_all_ignored_options_are_reported_together_with_other_problems():
     ("sn40l", "spatial_fusion: false"),
     ("fusemax_cloud", "attention_mapping: flat"),
     ("h100_logic_pim", "expert_coprocessing: true"),
+    ("a100_80gb", "dataflow: auto"),  # "the best this template has": true of every template
 ])
 def test_options_the_template_reads_are_accepted(preset, mapper):
     text = EXP.format(preset=preset, mapper=textwrap.indent(mapper, "  "))

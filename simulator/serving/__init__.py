@@ -15,7 +15,7 @@ results are deterministic for a seed.
 
 Modules: ``plan`` (the plan and result types, building the plan, KV-cache capacity), ``costs``
 (``IterationCosts``: iteration time and energy from the event engine, cached and interpolated),
-``process`` (``serve``: the request-level simpy process) and ``run`` (``run_serving``: the
+``workers`` (the forked helper processes that simulate missing shapes in parallel), ``process`` (``serve``: the request-level simpy process) and ``run`` (``run_serving``: the
 experiment, and the result assembled from the other three).
 """
 

@@ -9,7 +9,8 @@ alone), ``energy_pj_per_token`` (per generated token; per prompt token for prefi
 ``prefill_cycles``, ``decode_cycles``, ``prompt_tokens`` and ``generated_tokens``.
 
 Several devices: the layers are what the simulated graph's devices did (one tensor-parallel
-device; device 0's data-parallel attention under expert parallelism); ``energy_pj`` sums them.
+device; under expert parallelism device 0's attention, data or tensor parallel, and every
+device's experts); ``energy_pj`` sums them.
 The run's totals count every device (``Parallelism.replicas``): ``system_energy_pj``,
 ``energy_pj_per_token`` and ``power_w``; ``area_mm2`` and ``sram_bytes`` are ``devices`` x one
 device's, so ``throughput_per_mm2`` is per mm^2 of the whole system.

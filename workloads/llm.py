@@ -211,8 +211,9 @@ class _Builder:
             m, counts = moe_block(self.g, cfg, m_in, load=load, layer=i, block=blk, phase=self.phase,
                                   act=cfg.hidden_act,
                                   linear=lambda n, t, out, bias: self.linear(n, t, out, bias, blk),
-                                  expert_parallel=self.par.expert, collective=self.collective)
-            if self.par.tensor > 1:  # tensor-parallel experts: sum the partial outputs
+                                  expert_parallel=self.par.expert, token_shards=self.par.token_shards,
+                                  collective=self.collective)
+            if self.par.expert_tensor > 1:  # tensor-parallel experts: sum the partial outputs
                 m = self.collective(f"{blk}.moe.allreduce", "all_reduce", m, blk)
         else:
             m = self.mlp(m_in, blk)
@@ -298,7 +299,8 @@ def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: i
     ``sequence``); ``expert_load``: MoE routing (``{"distribution": "uniform"}`` by default);
     ``parallelism``: how the model is split across devices (``workloads.llm_parallel``): the
     graph is what one device runs (several devices' ops for pipeline and expert parallelism,
-    marked with ``Op.device``), with the collectives between them."""
+    marked with ``Op.device``), with the collectives between them; ``{"tensor": 4, "expert":
+    4}`` is tensor-parallel attention beside expert-parallel experts on the same 4 devices."""
     context, load = _check_options(cfg, batch, sequence, context, phase, precision, expert_load)
     par = parallelism if isinstance(parallelism, Parallelism) else Parallelism(**(parallelism or {}))
     par.check(cfg, batch)
@@ -309,9 +311,9 @@ def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: i
     if par.tensor > 1:
         heads, kv_heads = par.local_heads(cfg)
         local = dataclasses.replace(cfg, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                                    intermediate_size=cfg.intermediate_size // par.tensor)
+                                    intermediate_size=par.local_intermediate(cfg))
     # sequences one device (or one microbatch) processes
-    local_batch = batch // par.microbatches // (par.expert if par.expert > 1 else 1)
+    local_batch = batch // par.microbatches // par.data_parallel
     g = OpGraph(f"{cfg.name}-{phase}", precision or DEFAULT_PRECISION,
                 meta={"model": cfg.name, "family": cfg.family, "phase": phase, "batch": batch,
                       "sequence": None if decode else sequence, "context": context,

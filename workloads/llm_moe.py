@@ -15,7 +15,9 @@ Skewed counts are the expected counts apportioned to integers (largest remainder
 lower expert number), not a random sample; an expert over its ``tokens`` cap passes the excess to
 the others in proportion to their shares. ``moe_block`` adds the router, top-k selection, one MLP
 per expert that receives rows (idle experts get no ops; their weights still count in
-``llm_param_counts``) and the weighted combine to a graph.
+``llm_param_counts``) and the weighted combine to a graph, with the all-to-alls of expert
+parallelism and, beside tensor-parallel attention, the token shard and its all-gather
+(``workloads.llm_parallel`` says where each runs).
 """
 
 from __future__ import annotations
@@ -179,18 +181,30 @@ class MoECombine(Elementwise):
 
 
 def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, block: str,
-              phase: str, act: str, linear, expert_parallel: int = 1,
+              phase: str, act: str, linear, expert_parallel: int = 1, token_shards: int = 1,
               collective=None) -> tuple[TensorSpec, list[int]]:
     """Router, top-k, the experts that receive rows, combine. Returns (output, rows per expert).
 
-    ``x`` is the normed hidden state (..., hidden); ``linear(name, x, out, bias)`` adds a Linear.
-    Each active expert reads its rows through ``expert{e}.dispatch``, a view of the rows routed
-    to it (a gather fused into the expert's GEMM, as grouped-GEMM MoE kernels do).
+    ``x`` is the normed hidden state (..., hidden); ``linear(name, x, out, bias)`` adds a Linear;
+    ``collective(name, kind, x, block, out_shape=, group=, per_device_bytes=, inputs=)`` adds a
+    Collective. Each active expert reads its rows through ``expert{e}.dispatch``, a view of the
+    rows routed to it (a gather fused into the expert's GEMM, as grouped-GEMM MoE kernels do).
+    With ``expert_parallel`` > 1 the rows travel to the experts' devices and back in two
+    all-to-alls (``moe.dispatch``, ``moe.return``). With ``token_shards`` > 1 (tensor-parallel
+    attention over the expert group: every device holds the same rows) the device routes only
+    its ceil(rows / token_shards) rows (the view ``moe.shard``) and an all-gather over the
+    ``token_shards`` devices (``moe.allgather``) brings every device all the combined rows.
     """
     h = cfg.hidden_size
     tokens = x.numel // h
     experts, k = cfg.num_local_experts, cfg.num_experts_per_tok
     pre = f"{block}.moe"
+    full = x
+    if token_shards > 1:  # the tensor-parallel peers hold the same rows: each routes its share
+        tokens = -(-tokens // token_shards)
+        x = g.add(Reshape(name=f"{pre}.shard", inputs=(full,), block=block, phase=phase,
+                          output=TensorSpec(f"{pre}.shard.out", (tokens, h), full.precision, full.role,
+                                            full.group_size, full.scale_bits)))
     logits = linear(f"{pre}.router", x, experts, False)
     weights = g.topk(f"{pre}.topk", logits, k, block=block, phase=phase)
     ep = expert_parallel
@@ -228,4 +242,6 @@ def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, b
     y = g.add(MoECombine(name=f"{pre}.combine", inputs=(weights, *outs), function="weighted_sum",
                          ops_per_element=2, block=block, phase=phase,
                          output=TensorSpec(f"{pre}.combine.out", x.shape, g.precision.activations)))
+    if token_shards > 1:  # every tensor-parallel peer gets all the rows back (residual add)
+        y = collective(f"{pre}.allgather", "all_gather", y, block, out_shape=full.shape, group=token_shards)
     return y, counts

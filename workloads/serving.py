@@ -388,7 +388,7 @@ def build_iteration(cfg: LLMConfig, shape: IterationShape, *, precision: Precisi
                                   "generates no tokens to serve"))
     par.check(cfg, par.expert)  # every degree divides what it splits
     load = ExpertLoad.parse(expert_load, experts=cfg.num_local_experts) if cfg.is_moe else None
-    ep = par.expert if par.expert > 1 else 1
+    ep = par.data_parallel  # devices running separate tokens through the attention
     P, D = -(-shape.prefill_tokens // ep), -(-shape.decode_batch // ep)
     L = shape.prefill_span
     n_layers = layers if layers is not None else cfg.num_hidden_layers
@@ -396,7 +396,7 @@ def build_iteration(cfg: LLMConfig, shape: IterationShape, *, precision: Precisi
     if par.tensor > 1:
         heads, kv_heads = par.local_heads(cfg)
         local = dataclasses.replace(local, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                                    intermediate_size=cfg.intermediate_size // par.tensor)
+                                    intermediate_size=par.local_intermediate(cfg))
     phase = "decode" if P == 0 else "prefill" if D == 0 else "mixed"
     g = OpGraph(f"{cfg.name}-iteration", precision or DEFAULT_PRECISION,
                 meta={"model": cfg.name, "family": cfg.family, "phase": "serving", "iteration": phase,

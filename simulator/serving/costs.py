@@ -153,7 +153,7 @@ class IterationCosts:
         mb = plan.spec.max_batch
         step = max(1, -(-mb // 8))
         par = plan.parallelism
-        self.ep = par.expert if par.expert > 1 else 1
+        self.ep = par.data_parallel
         tile = self.cm.token_bucket * self.ep
         self.d_grid = sorted({0, mb} | {1 << i for i in range(mb.bit_length()) if 1 << i <= mb}
                              | {j * step for j in range(1, 9) if j * step <= mb}

@@ -131,6 +131,8 @@ def test_system_section_end_to_end(tmp_path):
     ("{devices: 3, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 3}}", "does not divide num_attention_heads 8"),
     ("{devices: 3, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 3}}", "does not divide intermediate_size 512"),
     ("{devices: 8, link: {bandwidth: 50 GB/s}, parallelism: {pipeline: 8}}", "8 stages for 4 layers"),
+    ("{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 2, expert: 2}}", "uses 2 devices"),
+    ("{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 4, expert: 4}}", "has no experts"),
 ])
 def test_bad_systems_name_the_numbers(tmp_path, system, message):
     p = tmp_path / "tiny.json"
@@ -158,11 +160,13 @@ def test_vocabulary_is_padded_to_the_tensor_degree(tmp_path):
     (TINY, "{devices: 2, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 2}}"),
     (TINY, "{devices: 2, link: {bandwidth: 50 GB/s}, parallelism: {pipeline: 2}}"),
     (MOE, "{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {expert: 4}}"),
+    (MOE, "{devices: 4, link: {bandwidth: 50 GB/s}, parallelism: {tensor: 4, expert: 4}}"),
 ])
 def test_energy_per_token_counts_every_device(tmp_path, model, system):
     # Splitting a model over devices does not make its MACs and weight reads cheaper: the
     # system's energy per token is about one device's, not 1/devices of it (the simulated graph
-    # holds one tensor-parallel device, and device 0's attention under expert parallelism). It is
+    # holds one tensor-parallel device, and device 0's attention, data or tensor parallel, under
+    # expert parallelism). It is
     # somewhat more: collectives, and data-parallel attention reads its weights on every device.
     p = tmp_path / "m.json"
     p.write_text(json.dumps(model))

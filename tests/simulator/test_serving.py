@@ -202,7 +202,7 @@ def test_automatic_kv_capacity_is_what_the_hbm_holds_beside_the_weights():
     # Mixtral-8x7B on 4 H100s, expert parallel: each device holds the non-expert weights and 2 of
     # the 8 experts of every layer (fp16), and 0.9 x 80 GB (vLLM's default memory share) in all;
     # a request's cache lives on one device, 2 x 32 layers x 1024 KV features x 2 B per token
-    exp = load_experiment("experiments/papers/duplex_mixtral.yaml")
+    exp = load_experiment("experiments/papers/duplex_mixtral_ep.yaml")
     counts = llm_param_counts(shipped_config("mixtral-8x7b"))
     weights = 2 * (counts["total"] - counts["experts"] + counts["experts"] / 4)
     per_token = 2 * 32 * 1024 * 2

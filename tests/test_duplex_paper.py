@@ -5,12 +5,15 @@ with continuous batching, against the same xPU alone (GPU), twice the GPUs (2xGP
 with bank-level PIM (bank-PIM). Each system serves 2 x batch requests queued at time 0 with
 fixed (L_in, L_out); throughput is generated tokens per second, energy is per generated token
 (every device). The grid: batch 32/64/128 x (L_in, L_out) in (256, 256), (1024, 1024),
-(4096, 4096) for Mixtral-8x7B (4 devices: attention tensor parallel over the 4, the experts
-spread over the same 4, as in the paper; 2xGPU: the same over 8) and Llama-3-70B (4 devices,
-tensor parallel), and the first two lengths for OPT-66B (4 devices, tensor parallel; its learned
-position table has 2048 rows). Mixtral with expert parallelism and data-parallel attention
-(duplex_mixtral_ep.yaml, duplex_mixtral_gpu_ep.yaml) is measured beside it. The default run
-checks the paper's sanity point; the grid is marked slow.
+(4096, 4096) for the paper's five models: Mixtral-8x7B (4 devices: attention tensor parallel
+over the 4, the experts spread over the same 4, as in the paper; 2xGPU: the same over 8),
+GLaM-143B (8 devices, the same layout, its dense FFN layers tensor parallel too; 2xGPU: 16, at
+batch 64 only, to save time), Grok-1 (16 devices, 2 nodes: tensor parallel, the experts too; no
+2xGPU: 32 devices do not divide its 48 heads) and Llama-3-70B (4 devices, tensor parallel), and
+the first two lengths for OPT-66B (4 devices, tensor parallel; its learned position table has
+2048 rows). Mixtral with expert parallelism and data-parallel attention (duplex_mixtral_ep.yaml,
+duplex_mixtral_gpu_ep.yaml) is measured beside it. The default run checks the paper's sanity
+point and one point of GLaM and Grok-1; the grid is marked slow.
 
 The paper's numbers (arXiv 2409.01141, abstract and evaluation, over five models: Mixtral,
 GLaM, Grok-1, OPT-66B, Llama-3-70B): Duplex over GPU 2.07x on average, up to 2.67x, energy
@@ -37,8 +40,14 @@ PAPERS = Path(__file__).resolve().parents[1] / "experiments" / "papers"
 LENGTHS = ((256, 256), (1024, 1024), (4096, 4096))
 BATCHES = (32, 64, 128)
 # model -> the lengths it runs at (OPT-66B: L_in + L_out <= its 2048 positions)
-MODELS = {"mixtral": LENGTHS, "llama3_70b": LENGTHS, "opt_66b": LENGTHS[:2]}
+MODELS = {"mixtral": LENGTHS, "glam": LENGTHS, "grok1": LENGTHS, "llama3_70b": LENGTHS,
+          "opt_66b": LENGTHS[:2]}
 DENSE = ("llama3_70b", "opt_66b")
+MOE = ("mixtral", "glam", "grok1")
+BEFORE = ("mixtral", "llama3_70b", "opt_66b")  # the models the reproduction had before GLaM and Grok-1
+# model -> the batches 2xGPU runs at (every length): GLaM's 16 devices at the paper's batch 64
+# only (its 2xGPU runs take a third of the grid's time); Grok-1 has no 2xGPU system
+TWO_GPU_BATCHES = {"mixtral": BATCHES, "glam": (64,), "grok1": (), "llama3_70b": BATCHES, "opt_66b": BATCHES}
 
 
 @lru_cache(maxsize=None)
@@ -91,6 +100,27 @@ def test_two_gpus_are_slower_than_duplex_on_mixtral():
     assert two == pytest.approx(1.766, rel=0.02)
 
 
+@pytest.mark.golden
+def test_the_two_moe_models_at_batch_64_short_requests():
+    # GLaM-143B on 8 devices (Duplex Table I), batch 64, (256, 256): Duplex 2.98x the GPU's
+    # tokens/s and -37.6 % energy per token (the paper's GLaM: -42.03 % on average over its grid,
+    # its largest saving: 64 experts of 2 rows each at batch 64, Op/B 2, all read from Logic-PIM
+    # at 4x the bandwidth and 1.81 instead of 3.48 pJ/bit). The paper, GLaM at batch 64: median
+    # time between tokens -58.3 %; here -68.5 % (+17 %; offline: every request queued at time 0).
+    speed = _ratio("duplex_glam", "duplex_glam_gpu", 64, (256, 256))
+    energy = _ratio("duplex_glam", "duplex_glam_gpu", 64, (256, 256), "energy_pj_per_token")
+    tbt = _ratio("duplex_glam", "duplex_glam_gpu", 64, (256, 256), "tbt_s")
+    assert speed == pytest.approx(2.976, rel=0.02) and energy == pytest.approx(0.624, rel=0.02)
+    assert 1 - tbt == pytest.approx(0.583, rel=0.25) and 1 - tbt == pytest.approx(0.685, rel=0.02)
+    # Grok-1 on 16 devices (2 nodes; every layer tensor parallel, the experts too): 2.01x, -26 %
+    # (8 experts of 16 rows each at batch 64: Op/B 16, above Logic-PIM's ridge, as Mixtral's)
+    assert _ratio("duplex_grok1", "duplex_grok1_gpu", 64, (256, 256)) == pytest.approx(2.011, rel=0.02)
+    assert _ratio("duplex_grok1", "duplex_grok1_gpu", 64, (256, 256), "energy_pj_per_token") == \
+        pytest.approx(0.739, rel=0.02)
+    for name in ("duplex_glam", "duplex_glam_gpu", "duplex_grok1", "duplex_grok1_gpu"):
+        assert _run(name)["requests_completed"] == 128 and _run(name)["mean_batch"] > 63
+
+
 # ---- the grid (slow) --------------------------------------------------------------------------------
 
 def _points(model: str) -> list[tuple[int, tuple[int, int]]]:
@@ -107,26 +137,31 @@ def _grid() -> dict:
             d, base = f"duplex_{model}", f"duplex_{model}_gpu"
             out[("speed", model, b, l)] = _ratio(d, base, b, l)
             out[("energy", model, b, l)] = _ratio(d, base, b, l, "energy_pj_per_token")
-            out[("speed2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l)
-            out[("energy2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l, "energy_pj_per_token")
+            if b in TWO_GPU_BATCHES[model]:
+                out[("speed2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l)
+                out[("energy2x", model, b, l)] = _ratio(f"{d}_2xgpu", base, b, l, "energy_pj_per_token")
             if model == "mixtral":
                 out[("vs_bank", model, b, l)] = out[("speed", model, b, l)] / _ratio(f"{d}_bankpim", base, b, l)
     return out
 
 
-def _values(what: str, model: str | None = None) -> list[float]:
-    return [v for k, v in _grid().items() if k[0] == what and (model is None or k[1] == model)]
+def _values(what: str, model: str | tuple[str, ...] | None = None) -> list[float]:
+    """Every grid point's value of ``what`` for a model, some models, or (None) all five."""
+    models = (model,) if isinstance(model, str) else model
+    return [v for k, v in _grid().items() if k[0] == what and (models is None or k[1] in models)]
 
 
-def _mean(what: str, model: str | None = None) -> float:
+def _mean(what: str, model: str | tuple[str, ...] | None = None) -> float:
+    """The mean over every grid point (of each model: OPT-66B has 6, the others 9)."""
     return statistics.mean(_values(what, model))
 
 
 @pytest.mark.golden
 @pytest.mark.slow
 def test_duplex_over_gpu_and_bank_pim_over_the_papers_grid():
-    # The grid (about 3 minutes). Directions: Duplex faster and more frugal than the GPU at every
-    # point, for every model; faster than bank-PIM at every Mixtral point.
+    # The grid (about 2.3 minutes on this 2-core machine: 55 s for Mixtral, Llama-3-70B and
+    # OPT-66B, 80 s for GLaM and Grok-1). Directions: Duplex faster and more frugal than the GPU
+    # at every point, for every model; faster than bank-PIM at every Mixtral point.
     g = _grid()
     for (what, model, b, l), v in g.items():
         if what == "speed" or what == "vs_bank":
@@ -149,11 +184,27 @@ def test_duplex_over_gpu_and_bank_pim_over_the_papers_grid():
     assert _mean("energy", "llama3_70b") == pytest.approx(0.950, rel=0.02)
     assert _mean("speed", "opt_66b") == pytest.approx(1.277, rel=0.02)
     assert _mean("energy", "opt_66b") == pytest.approx(0.888, rel=0.02)
-    # All three models (every point of each): mean 1.61x, within 25 % of the paper's 2.07x
-    # (-22 %); max 3.02x. Energy -16.6 %: see the xfail below.
+    # The two MoE models the paper adds (Duplex Table I): GLaM-143B 3.10x on average, up to 3.33x
+    # (batch 32, (4096, 4096)), energy -38.9 % (the paper: -42.03 % for GLaM); Grok-1 2.06x, up to
+    # 2.51x, energy -27.4 %.
+    assert _mean("speed", "glam") == pytest.approx(3.096, rel=0.02)
+    assert max(_values("speed", "glam")) == pytest.approx(3.332, rel=0.02)
+    assert 1 - _mean("energy", "glam") == pytest.approx(0.4203, rel=0.25)
+    assert _mean("energy", "glam") == pytest.approx(0.611, rel=0.02)
+    assert _mean("speed", "grok1") == pytest.approx(2.064, rel=0.02)
+    assert max(_values("speed", "grok1")) == pytest.approx(2.508, rel=0.02)
+    assert _mean("energy", "grok1") == pytest.approx(0.726, rel=0.02)
+    # The three models the reproduction had before (Mixtral, Llama-3-70B, OPT-66B): 1.61x,
+    # energy -16.6 %. All five (every point of each, 42 points): mean 2.02x (paper 2.07x: -2 %),
+    # max 3.33x (GLaM at batch 32, (4096, 4096); paper 2.67x: +25 %, the edge of the tolerance);
+    # energy: test_the_papers_average_energy_saving.
+    assert _mean("speed", BEFORE) == pytest.approx(1.606, rel=0.02)
+    assert _mean("energy", BEFORE) == pytest.approx(0.834, rel=0.02)
+    assert len(_values("speed")) == 42
     assert _mean("speed") == pytest.approx(2.07, rel=0.25)
-    assert _mean("speed") == pytest.approx(1.606, rel=0.02)
-    assert _mean("energy") == pytest.approx(0.834, rel=0.02)
+    assert _mean("speed") == pytest.approx(2.024, rel=0.02)
+    assert max(_values("speed")) == pytest.approx(2.67, rel=0.25)
+    assert max(_values("speed")) == pytest.approx(3.332, rel=0.02)
     # Duplex over bank-PIM on Mixtral: 1.47x on average (paper 1.49x), up to 1.62x (paper 1.80x)
     assert _mean("vs_bank") == pytest.approx(1.49, rel=0.25)
     assert _mean("vs_bank") == pytest.approx(1.471, rel=0.02)
@@ -163,14 +214,20 @@ def test_duplex_over_gpu_and_bank_pim_over_the_papers_grid():
 
 @pytest.mark.golden
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "energy per token -16.6 % on average over Mixtral, Llama-3-70B and OPT-66B vs the paper's "
-    "-28.19 % over five models (+-25 %: -21.1 to -35.2 %): Mixtral alone saves 32 %, but the two "
-    "dense models save 5 % and 11 % (only attention's bytes move to Logic-PIM's 1.81 pJ/bit; the "
-    "FC weights are read by the xPU at 3.48 pJ/bit as on the GPU), and the paper's average also "
-    "has the two MoE models not modelled here (GLaM saves 42 %, Grok-1)"))
 def test_the_papers_average_energy_saving():
+    # arXiv 2409.01141 (abstract, evaluation): energy per token -28.19 % on average over the five
+    # models (Mixtral, GLaM, Grok-1, OPT-66B, Llama-3-70B). Here, over every grid point of the
+    # same five: -23.7 % (-16 % from the paper, within +-25 %: -21.1 to -35.2 %); the mean of the
+    # per-model means is -22.9 %. The MoE models save most (Mixtral 31.8 %, GLaM 38.9 %, Grok-1
+    # 27.4 %: their experts' weights move to Logic-PIM's 1.81 pJ/bit); the dense ones 5.0 % and
+    # 11.3 % (only attention moves; the FC weights are read by the xPU at 3.48 pJ/bit as on the
+    # GPU), which keeps the average below the paper's. The three models alone give -16.6 %
+    # (outside the tolerance: the paper's average needs GLaM and Grok-1).
     assert 1 - _mean("energy") == pytest.approx(0.2819, rel=0.25)
+    assert _mean("energy") == pytest.approx(0.763, rel=0.02)
+    per_model = statistics.mean(_mean("energy", m) for m in MODELS)
+    assert 1 - per_model == pytest.approx(0.2819, rel=0.25) and per_model == pytest.approx(0.771, rel=0.02)
+    assert 1 - _mean("energy", BEFORE) != pytest.approx(0.2819, rel=0.25)
 
 
 @pytest.mark.golden
@@ -178,14 +235,15 @@ def test_the_papers_average_energy_saving():
 def test_how_the_gain_moves_with_length_and_batch():
     g = _grid()
     # Longer requests: the gain grows (longer KV caches make attention, which Logic-PIM runs at 4x
-    # the bandwidth, a larger share), for every model at every batch. Exception: Mixtral at batch
-    # 32 is flat (2.96x, 2.95x, 3.02x), as its experts get 8 rows each there, Logic-PIM's ridge:
-    # they gain the same 4x as attention, so a larger attention share changes little.
+    # the bandwidth, a larger share), for every model at every batch. Exceptions: Mixtral and
+    # Grok-1 at batch 32 are flat (2.96x, 2.95x, 3.02x; 2.47x, 2.45x, 2.51x), as their experts get
+    # 8 rows each there (8 experts, top-2), Logic-PIM's ridge: they gain the same 4x as attention,
+    # so a larger attention share changes little.
     for model in MODELS:
         for b in BATCHES:
             row = [g[("speed", model, b, l)] for l in MODELS[model]]
             assert row[-1] > row[0], (model, b, row)
-            if (model, b) != ("mixtral", 32):
+            if (model, b) not in (("mixtral", 32), ("grok1", 32)):
                 assert row == sorted(row), (model, b, row)
     # Larger batches: for the dense models the gain grows, as in the paper (attention's bytes
     # grow with the batch, the FC weights' do not).
@@ -208,6 +266,23 @@ def test_how_the_gain_moves_with_length_and_batch():
         assert col == sorted(col, reverse=True), (l, col)
     assert g[("speed", "mixtral", 32, (256, 256))] == pytest.approx(2.962, rel=0.02)
     assert g[("speed", "mixtral", 128, (256, 256))] == pytest.approx(1.631, rel=0.02)
+    # Grok-1 the same, for the same reason (8 experts, top-2: 8, 16, 32 rows per expert; 2.47x ->
+    # 2.01x -> 1.46x at (256, 256)).
+    for l in LENGTHS:
+        col = [g[("speed", "grok1", b, l)] for b in BATCHES]
+        assert col == sorted(col, reverse=True), (l, col)
+    # GLaM's experts get 1, 2, 4 rows (64 experts), all below the ridge, and its gain shrinks less
+    # (3.21x -> 2.98x -> 2.72x at (256, 256)): what grows with the batch (the xPU's projections and
+    # dense FFNs, the collectives on the links, decode attention) grows about as much in both
+    # systems (a decode step's dense layer, context 384: +25 us on Duplex, +45 us on the GPU from
+    # batch 32 to 128; a MoE layer +23 and +44 us), while the expert weights, most of the GPU's
+    # step, cost the same at every batch (median TBT gain 3.33x -> 3.03x). At (4096, 4096) it is
+    # flat (3.33x, 3.24x, 3.24x): the 8 devices' KV caches hold about 64 such requests, so batch
+    # 128 runs as 64.
+    for l in LENGTHS[:2]:
+        col = [g[("speed", "glam", b, l)] for b in BATCHES]
+        assert col == sorted(col, reverse=True), (l, col)
+    assert g[("speed", "glam", 128, (4096, 4096))] == pytest.approx(g[("speed", "glam", 64, (4096, 4096))], rel=0.01)
 
 
 @pytest.mark.golden
@@ -273,6 +348,12 @@ def test_duplex_against_twice_the_gpus():
     for model in DENSE:
         for b, l in _points(model):
             assert g[("speed2x", model, b, l)] > g[("speed", model, b, l)], (model, b, l)
+    # GLaM at batch 64 (16 devices for 2xGPU, 2 nodes): Duplex 1.78x 2xGPU's throughput on average
+    # over the three lengths (the paper, GLaM at batch 64: end-to-end latency -35.4 % vs 2xGPU;
+    # median TBT here -46 %), at the same energy per token as the GPU for 2xGPU (+0.5 %)
+    glam = [g[("speed", "glam", 64, l)] / g[("speed2x", "glam", 64, l)] for l in LENGTHS]
+    assert all(v > 1 for v in glam) and statistics.mean(glam) == pytest.approx(1.78, rel=0.02)
+    assert _mean("energy2x", "glam") == pytest.approx(1.005, rel=0.02)
     assert _mean("speed2x", "llama3_70b") == pytest.approx(1.743, rel=0.02)
     assert _mean("speed2x", "opt_66b") == pytest.approx(2.090, rel=0.02)
     assert _mean("energy2x", "llama3_70b") == pytest.approx(0.972, rel=0.02)

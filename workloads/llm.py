@@ -16,7 +16,9 @@ What a pass contains (every op has ``phase`` set and, in layer i, ``block = "lay
   (decoders: nothing reads them, so the new keys and values are graph outputs, written to the
   cache once), ``attn.qk``, ``attn.softmax``, ``attn.av``,
   ``attn.o``, ``add1``, ``norm2``, the MLP (``mlp.gate``/``mlp.up``/``mlp.act``/``mlp.down``; or
-  ``moe.router``, ``moe.topk``, ``moe.expert{e}.dispatch/gate/up/act/down``, ``moe.combine``),
+  in a MoE layer, ``cfg.layer_is_moe(i)``: ``moe.router``, ``moe.topk``,
+  ``moe.expert{e}.dispatch/gate/up/act/down`` (no ``gate`` for two-matrix experts),
+  ``moe.combine``),
   ``add2``. BERT normalizes after the adds (``norm1`` after ``add1``, ``norm2`` after
   ``add2``). Decoders then take the last token of each sequence (``last_token``, a view), the
   final ``norm`` and ``lm_head``: logits are computed for ``batch`` tokens only, as serving
@@ -40,7 +42,8 @@ Precision comes from the ``PrecisionPolicy`` (default fp16 weights, activations 
 every weight tensor (also embeddings and norms) is stored at ``weights`` with ``group_size``
 quantization scales, activations at ``activations``, KV-cache tensors at ``kv_cache``; token ids
 are int32. When the LM head is tied to the embedding it is a MatMul reading the table (no second
-copy of the parameters).
+copy of the parameters; under tensor parallelism the device's rows of it, through the view
+``lm_head.table_shard``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from workloads.llm_parallel import SINGLE, Parallelism
 from workloads.ops import Collective, Linear, MatMul, Reshape, TensorSpec
 from workloads.registry import register_model
 
-__all__ = ["build_llm", "build_llm_from_file", "PHASES", "DEFAULT_PRECISION", "ROTARY_OPS_PER_ELEMENT",
+__all__ = ["build_llm", "build_llm_from_file", "local_config", "PHASES", "DEFAULT_PRECISION", "ROTARY_OPS_PER_ELEMENT",
            "LLMConfig", "llm_param_counts", "kv_cache_bytes", "load_llm_config", "shipped_config"]
 
 PHASES = ("prefill", "decode")
@@ -207,7 +210,7 @@ class _Builder:
             x = self.norm(f"{blk}.norm1", x, blk)
         m_in = self.norm(f"{blk}.norm2", x, blk) if pre else x
         counts = None
-        if cfg.is_moe:
+        if cfg.layer_is_moe(i):
             m, counts = moe_block(self.g, cfg, m_in, load=load, layer=i, block=blk, phase=self.phase,
                                   act=cfg.hidden_act,
                                   linear=lambda n, t, out, bias: self.linear(n, t, out, bias, blk),
@@ -234,7 +237,9 @@ class _Builder:
         if not cfg.tie_word_embeddings:
             y = self.linear("lm_head", x, self.vocab, False, blk)
         else:
-            table = g.tensor("embed_tokens.weight")  # tied: read the embedding table as (K, N)
+            table = g.tensor("embed_tokens.weight")
+            if self.par.tensor > 1:  # this device's rows of the vocabulary, not the whole table
+                table = self.view("lm_head.table_shard", table, (self.vocab, h), blk, like=table)  # tied: read the embedding table as (K, N)
             y = self.matmul("lm_head", x, table, batch=1, M=x.numel // h, K=h, N=self.vocab,
                             out_shape=(*x.shape[:-1], self.vocab), block=blk)
         if self.par.tensor > 1:  # vocabulary-parallel head: gather the logits
@@ -307,11 +312,7 @@ def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: i
     decode = phase == "decode"
     positions = 1 if decode else sequence
     span = cfg.attention_span(context + 1) if decode else sequence
-    local = cfg
-    if par.tensor > 1:
-        heads, kv_heads = par.local_heads(cfg)
-        local = dataclasses.replace(cfg, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                                    intermediate_size=par.local_intermediate(cfg))
+    local = local_config(cfg, par)
     # sequences one device (or one microbatch) processes
     local_batch = batch // par.microbatches // par.data_parallel
     g = OpGraph(f"{cfg.name}-{phase}", precision or DEFAULT_PRECISION,
@@ -339,6 +340,31 @@ def build_llm(cfg: LLMConfig, *, batch: int = 1, sequence: int = 512, context: i
     if cfg.is_moe:
         g.meta.update(expert_load=load.to_dict(), expert_tokens=expert_tokens)
     return g
+
+
+def local_config(cfg: LLMConfig, par: Parallelism) -> LLMConfig:
+    """What one tensor-parallel device holds of ``cfg``: its attention heads, its share of the
+    dense MLPs' width (split ``tensor`` ways, also beside expert parallelism: dense layers of an
+    interleaved MoE model run tensor parallel like the attention) and of each expert's (split
+    ``par.expert_tensor`` ways: whole experts under expert parallelism). A width the degree does
+    not divide is a ``ConfigError`` naming ``system.parallelism.tensor``."""
+    if par.tensor == 1:
+        return cfg
+    kinds = cfg.layer_kinds
+    probs = Problems()
+    if not all(kinds) and cfg.intermediate_size % par.tensor:
+        probs.add("system.parallelism.tensor", f"{par.tensor} does not divide intermediate_size "
+                  f"{cfg.intermediate_size} of '{cfg.name}' (its dense MLP layers are tensor parallel)")
+    if any(kinds) and cfg.expert_intermediate_size % par.expert_tensor:
+        probs.add("system.parallelism.tensor", f"{par.expert_tensor} does not divide each expert's "
+                  f"width {cfg.expert_intermediate_size} of '{cfg.name}' (tensor-parallel experts)")
+    probs.raise_if_any()
+    heads, kv_heads = par.local_heads(cfg)
+    return dataclasses.replace(cfg, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                               intermediate_size=cfg.intermediate_size // par.tensor if not all(kinds)
+                               else cfg.intermediate_size,
+                               moe_intermediate_size=cfg.expert_intermediate_size // par.expert_tensor
+                               if cfg.is_moe else None)
 
 
 def _assign_stages(g: OpGraph, par: Parallelism, layers: int) -> None:
@@ -374,6 +400,8 @@ def _describe(cfg: LLMConfig) -> str:
     kind = {"llama": "decoder, RMSNorm, rotary, gated SiLU MLP", "gpt": "decoder, LayerNorm, learned "
             "positions, 2-matrix MLP", "bert": "encoder, LayerNorm, bidirectional"}[cfg.family]
     moe = (f", {cfg.num_local_experts} experts top-{cfg.num_experts_per_tok}" if cfg.is_moe else "")
+    if cfg.is_moe and not all(cfg.layer_kinds):
+        moe += f" in {sum(cfg.layer_kinds)} of the layers"
     return (f"{cfg.name} ({kind}; {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
             f"{cfg.num_attention_heads} heads / {cfg.num_key_value_heads} KV heads{moe}; "
             f"{llm_param_counts(cfg)['total'] / 1e9:.3g} B params)")

@@ -11,11 +11,23 @@ Families, chosen by ``model_type``:
 - ``llama`` (llama, mistral, mixtral): RMSNorm before attention and MLP, rotary positions,
   gated MLP with three matrices (gate, up, down) and SiLU, no biases unless ``attention_bias``
   / ``mlp_bias``, untied LM head unless ``tie_word_embeddings``; mixtral: MoE MLPs.
-- ``gpt`` (opt, gpt3): LayerNorm before attention and MLP, learned positions, two-matrix MLP
-  (``intermediate_size`` or OPT's ``ffn_dim``) with ReLU/GELU, biases, LM head tied to the
-  token embedding (HF's default). OPT's position table has 2 extra rows (its offset).
+- ``gpt`` (opt, gpt3, glam): LayerNorm before attention and MLP, learned positions, two-matrix
+  MLP (``intermediate_size`` or OPT's ``ffn_dim``) with ReLU/GELU, biases, LM head tied to the
+  token embedding (HF's default). OPT's position table has 2 extra rows (its offset). ``glam``
+  (GLaM, Du et al. 2022; no Hugging Face config exists) has no position table: its per-layer
+  relative position bias (a few parameters per head, added to the attention scores) is not
+  modelled; experts are two-matrix MLPs like the dense ones.
 - ``bert``: encoder, bidirectional attention, LayerNorm after attention and MLP, learned
   positions and token types, GELU, biases, a pooler (``BertModel``'s parameters).
+
+Mixture of experts (``num_local_experts`` > 0, llama and gpt families): by default every layer's
+MLP is a MoE block (Mixtral). Qwen2-MoE's keys interleave dense and MoE layers: layer i (from
+0) is MoE unless it is in ``mlp_only_layers`` or ``(i + 1) % decoder_sparse_step != 0``
+(Hugging Face ``Qwen2MoeDecoderLayer``); ``decoder_sparse_step: 2`` puts experts in every other
+layer (GShard, Switch, GLaM). Dense layers use ``intermediate_size``, experts
+``moe_intermediate_size`` (default: ``intermediate_size``). ``cfg.layer_is_moe(i)`` and
+``cfg.layer_kinds`` say which layers are MoE; ``cfg.with_layer_kinds(kinds)`` is the same model
+with ``len(kinds)`` layers of those kinds (the serving cost model simulates such short models).
 
 Helpers: ``llm_param_counts(cfg)`` (total, active per token, embedding, LM head, experts) and
 ``kv_cache_bytes(cfg, batch, context, precision)``.
@@ -23,6 +35,7 @@ Helpers: ``llm_param_counts(cfg)`` (total, active per token, embedding, LM head,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -38,7 +51,8 @@ __all__ = ["LLMConfig", "MODEL_TYPES", "load_llm_config", "shipped_config", "shi
 
 # model_type -> family
 MODEL_TYPES: dict[str, str] = {"llama": "llama", "mistral": "llama", "mixtral": "llama",
-                               "opt": "gpt", "gpt3": "gpt", "bert": "bert"}
+                               "opt": "gpt", "gpt3": "gpt", "glam": "gpt", "bert": "bert"}
+_NO_POSITION_TABLE = ("glam",)  # gpt-family models with relative position biases instead
 ACTIVATIONS = ("silu", "swish", "gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu",
                "relu")
 _DEFAULT_ACT = {"llama": "silu", "gpt": "relu", "bert": "gelu"}
@@ -72,6 +86,9 @@ class LLMConfig:
     tie_word_embeddings: bool = False
     num_local_experts: int = 0  # 0: a dense MLP
     num_experts_per_tok: int = 0
+    moe_intermediate_size: int | None = None  # each expert's width (None: intermediate_size)
+    decoder_sparse_step: int = 1  # MoE in layers i with (i + 1) % step == 0 ...
+    mlp_only_layers: tuple[int, ...] = ()  # ... except these (dense MLP)
     sliding_window: int | None = None  # attention reaches back at most this many positions
     attention_bias: bool = False
     mlp_bias: bool = False
@@ -87,7 +104,32 @@ class LLMConfig:
 
     @property
     def is_moe(self) -> bool:
+        """The model has experts (in at least one layer)."""
         return self.num_local_experts > 0
+
+    @property
+    def expert_intermediate_size(self) -> int:
+        """Each expert's intermediate width."""
+        return self.moe_intermediate_size or self.intermediate_size
+
+    def layer_is_moe(self, i: int) -> bool:
+        """Layer ``i``'s MLP is a MoE block (Qwen2-MoE's rule; the module docstring)."""
+        return (self.is_moe and i not in self.mlp_only_layers
+                and (i + 1) % self.decoder_sparse_step == 0)
+
+    @property
+    def layer_kinds(self) -> tuple[bool, ...]:
+        """Per layer: True where its MLP is a MoE block."""
+        return tuple(self.layer_is_moe(i) for i in range(self.num_hidden_layers))
+
+    def with_layer_kinds(self, kinds: tuple[bool, ...] | list[bool]) -> "LLMConfig":
+        """The same model with ``len(kinds)`` layers, layer i a MoE layer where ``kinds[i]``."""
+        kinds = tuple(bool(k) for k in kinds)
+        if any(kinds) and not self.is_moe:
+            raise ValueError(f"'{self.name}' has no experts: it has no MoE layers to build")
+        return dataclasses.replace(self, num_hidden_layers=len(kinds), decoder_sparse_step=1,
+                                   mlp_only_layers=tuple(i for i, k in enumerate(kinds) if not k)
+                                   if self.is_moe else ())
 
     @property
     def gated_mlp(self) -> bool:
@@ -99,7 +141,7 @@ class LLMConfig:
 
     @property
     def learned_positions(self) -> bool:
-        return self.family in ("gpt", "bert")
+        return self.family in ("gpt", "bert") and self.model_type not in _NO_POSITION_TABLE
 
     @property
     def norm(self) -> str:
@@ -171,8 +213,11 @@ class LLMConfig:
         head_dim = integer("head_dim", required=False)
         experts = integer("num_local_experts", required=False)
         per_tok = integer("num_experts_per_tok", required=experts is not None)
+        moe_inter = integer("moe_intermediate_size", required=False)
+        step = integer("decoder_sparse_step", required=False)
         window = integer("sliding_window", required=False)
-        max_pos = integer("max_position_embeddings", required=family in ("gpt", "bert"))
+        max_pos = integer("max_position_embeddings", required=family in ("gpt", "bert")
+                          and model_type not in _NO_POSITION_TABLE)
         types = integer("type_vocab_size", required=False, minimum=0)
 
         if heads is not None:
@@ -195,9 +240,23 @@ class LLMConfig:
         if experts is not None and per_tok is not None and per_tok > experts:
             probs.add("num_experts_per_tok", f"{per_tok} experts per token is more than "
                                              f"num_local_experts {experts}")
-        if experts is not None and family not in ("llama", None):
-            probs.add("num_local_experts", f"mixture-of-experts layers are supported for the llama "
-                                           f"family (llama, mistral, mixtral), not '{model_type}'")
+        if experts is not None and family not in ("llama", "gpt", None):
+            probs.add("num_local_experts", f"mixture-of-experts layers are supported for decoders "
+                                           f"(the llama and gpt families), not '{model_type}'")
+        only = _layer_list(data, layers, probs)
+        if experts is None and "num_local_experts" not in bad:
+            for key, given in (("decoder_sparse_step", step is not None and step != 1),
+                               ("moe_intermediate_size", moe_inter is not None), ("mlp_only_layers", bool(only))):
+                if given:
+                    probs.add(key, f"{data[key]!r} applies to mixture-of-experts layers, but "
+                                   f"num_local_experts is not given (a dense model)")
+        elif experts is not None and layers is not None and only is not None and "decoder_sparse_step" not in bad:
+            step_ = step or 1
+            if not any(i not in only and (i + 1) % step_ == 0 for i in range(layers)):
+                probs.add("decoder_sparse_step" if step_ > layers else "mlp_only_layers",
+                          f"no layer has experts: of num_hidden_layers {layers}, MoE layers are those "
+                          f"i with (i + 1) % decoder_sparse_step ({step_}) == 0 not in mlp_only_layers "
+                          f"{sorted(only)}; drop num_local_experts for a dense model")
 
         act_key = "hidden_act" if "hidden_act" in data else "activation_function"
         act = data.get(act_key) or (_DEFAULT_ACT[family] if family else "silu")
@@ -232,11 +291,33 @@ class LLMConfig:
                    hidden_act=act, max_position_embeddings=max_pos,
                    tie_word_embeddings=flags["tie_word_embeddings"],
                    num_local_experts=experts or 0, num_experts_per_tok=per_tok or 0,
+                   moe_intermediate_size=moe_inter, decoder_sparse_step=step or 1,
+                   mlp_only_layers=tuple(sorted(only or ())),
                    sliding_window=window, attention_bias=flags["attention_bias"],
                    mlp_bias=flags["mlp_bias"],
                    type_vocab_size=(2 if types is None else types) if family == "bert" else 0,
                    position_offset=2 if model_type == "opt" else 0,
                    source=source if isinstance(source, str) else None, file=file)
+
+
+def _layer_list(data: dict, layers: int | None, probs: Problems) -> set[int] | None:
+    """``mlp_only_layers``: distinct layer indices in [0, num_hidden_layers); None if malformed."""
+    raw = data.get("mlp_only_layers")
+    if raw is None:
+        return set()
+    if not isinstance(raw, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in raw):
+        probs.add("mlp_only_layers", f"expected a list of layer indices (integers), found {raw!r}")
+        return None
+    out = [i for i in raw if i < 0 or (layers is not None and i >= layers)]
+    if out:
+        probs.add("mlp_only_layers", f"layer indices {out} are outside 0..{layers - 1 if layers else '?'} "
+                                     f"(num_hidden_layers {layers})")
+        return None
+    dup = sorted({i for i in raw if raw.count(i) > 1})
+    if dup:
+        probs.add("mlp_only_layers", f"layer indices {dup} are listed more than once")
+        return None
+    return set(raw)
 
 
 def load_llm_config(path: str | Path, *, name: str | None = None) -> LLMConfig:
@@ -262,18 +343,23 @@ def shipped_config(name: str) -> LLMConfig:
 
 # ---- sizes -----------------------------------------------------------------------------------
 
+def _mlp_params(cfg: LLMConfig, inter: int) -> int:
+    """Parameters of one MLP of intermediate width ``inter`` (a dense MLP or one expert)."""
+    h = cfg.hidden_size
+    if cfg.gated_mlp:
+        return 3 * h * inter + ((2 * inter + h) if cfg.mlp_bias else 0)
+    return 2 * h * inter + ((inter + h) if cfg.mlp_bias else 0)
+
+
 def _layer_parts(cfg: LLMConfig) -> dict[str, int]:
-    """Parameters of one layer by part: attention, norms, one expert's (or the dense) MLP, router."""
-    h, q, kv, inter = cfg.hidden_size, cfg.q_dim, cfg.kv_dim, cfg.intermediate_size
+    """Parameters of one layer by part: attention, norms, the dense MLP, one expert, router."""
+    h, q, kv = cfg.hidden_size, cfg.q_dim, cfg.kv_dim
     attn = h * q + 2 * h * kv + q * h
     if cfg.attention_bias:
         attn += q + 2 * kv + h
-    if cfg.gated_mlp:
-        mlp = 3 * h * inter + ((2 * inter + h) if cfg.mlp_bias else 0)
-    else:
-        mlp = 2 * h * inter + ((inter + h) if cfg.mlp_bias else 0)
     norm = h if cfg.norm == "rmsnorm" else 2 * h
-    return {"attention": attn, "norms": 2 * norm, "mlp": mlp,
+    return {"attention": attn, "norms": 2 * norm, "mlp": _mlp_params(cfg, cfg.intermediate_size),
+            "expert": _mlp_params(cfg, cfg.expert_intermediate_size) if cfg.is_moe else 0,
             "router": h * cfg.num_local_experts if cfg.is_moe else 0}
 
 
@@ -281,11 +367,16 @@ def llm_param_counts(cfg: LLMConfig) -> dict[str, int]:
     """Parameter counts: ``total``; ``active_per_token`` (total minus the experts a token does not
     use; embeddings and LM head included, as published MoE counts do); ``embedding`` (token,
     position and token-type tables); ``lm_head`` (0 when tied to the embedding or for an encoder);
-    ``experts`` (all expert MLPs, 0 for a dense model)."""
+    ``experts`` (all expert MLPs, 0 for a dense model). Dense and MoE layers are counted each as
+    what it is (``cfg.layer_kinds``)."""
     h = cfg.hidden_size
     parts = _layer_parts(cfg)
-    experts = max(1, cfg.num_local_experts)
-    layer = parts["attention"] + parts["norms"] + parts["router"] + experts * parts["mlp"]
+    moe_layers = sum(cfg.layer_kinds)
+    dense_layers = cfg.num_hidden_layers - moe_layers
+    shared = parts["attention"] + parts["norms"]
+    experts = moe_layers * cfg.num_local_experts * parts["expert"]
+    layers = (cfg.num_hidden_layers * shared + dense_layers * parts["mlp"]
+              + moe_layers * parts["router"] + experts)
     embedding = cfg.vocab_size * h
     if cfg.learned_positions:
         embedding += (cfg.max_position_embeddings + cfg.position_offset) * h
@@ -297,11 +388,10 @@ def llm_param_counts(cfg: LLMConfig) -> dict[str, int]:
     else:
         extra = norm  # the final norm
         lm_head = 0 if cfg.tie_word_embeddings else cfg.vocab_size * h
-    total = embedding + cfg.num_hidden_layers * layer + extra + lm_head
-    idle = (cfg.num_local_experts - cfg.num_experts_per_tok) * parts["mlp"] if cfg.is_moe else 0
-    return {"total": total, "active_per_token": total - cfg.num_hidden_layers * idle,
-            "embedding": embedding, "lm_head": lm_head,
-            "experts": cfg.num_hidden_layers * cfg.num_local_experts * parts["mlp"]}
+    total = embedding + layers + extra + lm_head
+    idle = moe_layers * (cfg.num_local_experts - cfg.num_experts_per_tok) * parts["expert"]
+    return {"total": total, "active_per_token": total - idle, "embedding": embedding,
+            "lm_head": lm_head, "experts": experts}
 
 
 def kv_cache_bytes(cfg: LLMConfig, batch: int, context: int,

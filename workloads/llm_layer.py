@@ -3,15 +3,15 @@
 Contract: ``<config>-layer`` (for every shipped decoder config) builds what ``<config>`` builds for
 one pass (same options: ``batch``, ``sequence``, ``context``, ``phase``, ``precision``,
 ``expert_load``, ``parallelism``) but keeps only the operators of the first decoder layer
-(``block == "layers.0"``): no embedding, no final norm, no LM head. The layer's input (the
+(``block == "layers.0"``): no embedding, no final norm, no LM head. In a model that interleaves
+dense and MoE layers (``decoder_sparse_step``, ``mlp_only_layers``) that is layer 0's kind (dense
+for GLaM: its MoE layers are 1, 3, ...). The layer's input (the
 hidden states) and, in decode, its KV cache are graph inputs. For per-layer studies (operator
 fusion on a dataflow RDU: a whole layer is one kernel) without the embedding and LM head, which
 are a large share of a one-layer model's weights.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from workloads.graph import OpGraph, PrecisionPolicy
 from workloads.llm import build_llm
@@ -23,7 +23,7 @@ __all__ = ["decoder_layer"]
 
 def decoder_layer(cfg: LLMConfig, **options) -> OpGraph:
     """The first decoder layer of ``cfg``'s pass with ``options`` (those of ``build_llm``)."""
-    one = dataclasses.replace(cfg, num_hidden_layers=1)
+    one = cfg.with_layer_kinds(cfg.layer_kinds[:1])
     full = build_llm(one, **options)
     g = OpGraph(f"{cfg.name}-layer-{options.get('phase', 'prefill')}", full.precision,
                 meta={**full.meta, "model": f"{cfg.name}-layer", "layers": 1})

@@ -15,7 +15,8 @@ Skewed counts are the expected counts apportioned to integers (largest remainder
 lower expert number), not a random sample; an expert over its ``tokens`` cap passes the excess to
 the others in proportion to their shares. ``moe_block`` adds the router, top-k selection, one MLP
 per expert that receives rows (idle experts get no ops; their weights still count in
-``llm_param_counts``) and the weighted combine to a graph, with the all-to-alls of expert
+``llm_param_counts``; each an MLP of the family's shape, ``moe_intermediate_size`` wide) and the
+weighted combine to a graph, with the all-to-alls of expert
 parallelism and, beside tensor-parallel attention, the token shard and its all-gather
 (``workloads.llm_parallel`` says where each runs).
 """
@@ -224,13 +225,18 @@ def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, b
         name = f"{pre}.expert{e}"
         xe = g.add(Reshape(name=f"{name}.dispatch", inputs=(source,), block=block, phase=phase,
                            output=TensorSpec(f"{name}.dispatch.out", (rows, h), g.precision.activations)))
-        gate = linear(f"{name}.gate", xe, cfg.intermediate_size, cfg.mlp_bias)
-        up = linear(f"{name}.up", xe, cfg.intermediate_size, cfg.mlp_bias)
-        a = g.elementwise(f"{name}.act", f"{act}_mul", gate, up, ops_per_element=2, block=block, phase=phase)
+        inter = cfg.expert_intermediate_size
+        if cfg.gated_mlp:  # gate and up projections, act(gate) * up (Mixtral, Grok-1)
+            gate = linear(f"{name}.gate", xe, inter, cfg.mlp_bias)
+            up = linear(f"{name}.up", xe, inter, cfg.mlp_bias)
+            a = g.elementwise(f"{name}.act", f"{act}_mul", gate, up, ops_per_element=2, block=block, phase=phase)
+        else:  # a two-matrix MLP like the family's dense one (GLaM)
+            a = g.elementwise(f"{name}.act", act, linear(f"{name}.up", xe, inter, cfg.mlp_bias),
+                              block=block, phase=phase)
         outs.append(linear(f"{name}.down", a, h, cfg.mlp_bias))
         owner.append(e % ep)
         if ep > 1 and e % ep:
-            for part in ("dispatch", "gate", "up", "act", "down"):
+            for part in ("dispatch", "gate", "up", "act", "down") if cfg.gated_mlp else ("dispatch", "up", "act", "down"):
                 g.set_device(f"{name}.{part}", e % ep)
     if ep > 1:  # each device sends back what its experts produced for other devices' tokens
         back = [0] * ep

@@ -27,8 +27,9 @@ Contract:
   (data-parallel attention) gives each device ``ceil(1/expert)`` of the prompt tokens and of the
   decoding sequences (the busiest device; tokens are assumed spread evenly, a request's prompt
   split across devices if need be) and routes all of them to the experts. Pipeline parallelism
-  is not modelled for serving. ``layers`` builds a model with fewer decoder layers (the cost
-  model extrapolates from 1 and 2 layers; see ``simulator.serving``).
+  is not modelled for serving. ``layers`` builds a model of the first ``layers`` decoder layers
+  (dense and MoE as in the full model); the cost model extrapolates from short models of each
+  kind of layer (``LLMConfig.with_layer_kinds``; see ``simulator.serving.costs``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pydantic import Field, field_validator, model_validator
 
 from workloads.errors import ConfigError, Problem, Problems
 from workloads.graph import OpGraph, PrecisionPolicy
-from workloads.llm import DEFAULT_PRECISION, ROTARY_OPS_PER_ELEMENT, _Builder
+from workloads.llm import DEFAULT_PRECISION, ROTARY_OPS_PER_ELEMENT, _Builder, local_config
 from workloads.llm_config import LLMConfig, llm_param_counts
 from workloads.llm_moe import ExpertLoad
 from workloads.llm_parallel import Parallelism
@@ -115,8 +116,9 @@ class CostModelSpec(Schema):
                               "(prompt + decode) are rounded up to a multiple of this (the smallest "
                               "GPU CTA tile has 64 rows)")
     layers: Literal["extrapolate", "all"] = Field(
-        "extrapolate", description="extrapolate: simulate 1- and 2-layer models and extrapolate "
-        "linearly to all layers (identical layers); all: simulate every layer")
+        "extrapolate", description="extrapolate: simulate 1- and 2-layer models of each kind of "
+        "layer (dense, MoE) and extrapolate linearly to the model's layers of that kind; all: "
+        "simulate every layer")
 
 
 class ServingSpec(Schema):
@@ -367,6 +369,8 @@ class _IterationBuilder(_Builder):
             y = self.linear("lm_head", x, self.vocab, False, blk)
         else:
             table = g.tensor("embed_tokens.weight")
+            if self.par.tensor > 1:  # this device's rows of the vocabulary, not the whole table
+                table = self.view("lm_head.table_shard", table, (self.vocab, h), blk, like=table)
             y = self.matmul("lm_head", x, table, batch=1, M=x.numel // h, K=h, N=self.vocab,
                             out_shape=(*x.shape[:-1], self.vocab), block=blk)
         if self.par.tensor > 1:
@@ -392,11 +396,7 @@ def build_iteration(cfg: LLMConfig, shape: IterationShape, *, precision: Precisi
     P, D = -(-shape.prefill_tokens // ep), -(-shape.decode_batch // ep)
     L = shape.prefill_span
     n_layers = layers if layers is not None else cfg.num_hidden_layers
-    local = dataclasses.replace(cfg, num_hidden_layers=n_layers)
-    if par.tensor > 1:
-        heads, kv_heads = par.local_heads(cfg)
-        local = dataclasses.replace(local, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                                    intermediate_size=par.local_intermediate(cfg))
+    local = local_config(dataclasses.replace(cfg, num_hidden_layers=n_layers), par)
     phase = "decode" if P == 0 else "prefill" if D == 0 else "mixed"
     g = OpGraph(f"{cfg.name}-iteration", precision or DEFAULT_PRECISION,
                 meta={"model": cfg.name, "family": cfg.family, "phase": "serving", "iteration": phase,

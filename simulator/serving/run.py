@@ -4,7 +4,8 @@ Contract: ``run_serving(experiment, engine=)`` simulates ``experiment.serving`` 
 ``ServingPlan``) and returns a ``ServingResult`` with the metrics the package docstring lists.
 Its layers are every simulated iteration shape's layers summed by name, weighted by how much
 of each iteration's energy the shape gave (with ``cost_model.layers: extrapolate``, the middle
-layers are one row ``layers.1-{n-1}``); its resources are summed the same way with the time
+layers are one row ``layers.1-{n-1}``, which in a model of dense and MoE layers holds both kinds'
+operators: ``mlp.*`` for the dense ones, ``moe.*`` for the MoE ones); its resources are summed the same way with the time
 weights, and its cycles are the last finish at the architecture's clock.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from workloads.graph import OpGraph
 from simulator.result import LayerResult, ResourceStats, SimResult
-from simulator.serving.costs import IterationCosts
+from simulator.serving.costs import IterationCosts, extrapolates
 from simulator.serving.plan import ServingPlan, ServingResult
 from simulator.serving.process import ServingOutcome, serve
 
@@ -57,7 +58,7 @@ def _result(exp: Experiment, plan: ServingPlan, costs: IterationCosts, outcome: 
     resources: dict[str, list] = {}
     peak, freq = 0, exp.architecture.freq_hz
     n_layers = plan.cfg.num_hidden_layers
-    extrapolated = plan.spec.cost_model.layers == "extrapolate" and n_layers > 2
+    extrapolated = extrapolates(plan)
     for shape, (use_t, use_e) in sorted(costs.usage.items()):
         s = costs.shapes.get(shape) or costs.untimed[shape]
         peak = max(peak, s.peak_macs_per_cycle)

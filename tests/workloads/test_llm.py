@@ -17,8 +17,9 @@ from workloads.ops import Embedding, Linear, MatMul, Reshape
 from workloads.precision import storage_bytes
 from workloads.registry import MODELS, build_model, model_names
 
-SHIPPED = ["bert-base", "gpt3-175b", "llama-2-13b", "llama-2-70b", "llama-2-7b", "llama-3-70b",
-           "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-1.3b", "opt-6.7b", "opt-66b", "phi-2", "yi-6b"]
+SHIPPED = ["bert-base", "glam-143b", "gpt3-175b", "grok-1", "llama-2-13b", "llama-2-70b", "llama-2-7b",
+           "llama-3-70b", "llama-3-8b", "mistral-7b", "mixtral-8x7b", "opt-1.3b", "opt-6.7b", "opt-66b",
+           "phi-2", "yi-6b"]
 DECODERS = [n for n in SHIPPED if n != "bert-base"]
 
 
@@ -59,6 +60,13 @@ PUBLISHED = {
     # Zhang et al. 2022 (OPT), Table 1: 66B (a rounded model name; 65.72 B counted with the LM
     # head tied to the embedding, as HF's OPTForCausalLM is)
     "opt-66b": (66e9, 0.01),
+    # xai-org/grok-1 README ("Parameters: 314B"): 315.684 B here (+0.5 %: the LM head tied to the
+    # embedding as the release's TiedWeightEmbedding.decode is; the two extra RMSNorms per layer
+    # not counted, 0.8 M)
+    "grok-1": (314e9, 0.006),
+    # Du et al. 2022 (GLaM), the 8B/64E size: 143B; Duplex (arXiv 2409.01141) Table I: GLaM-143B.
+    # 142.787 B here (-0.15 %; LM head tied, two-matrix FFNs as Duplex's simulator has them)
+    "glam-143b": (143e9, 0.002),
     # Brown et al. 2020, Table 2.1: n_params 175.0B (174.6 B here: LM head tied to the token
     # embedding, all layers dense)
     "gpt3-175b": (175.0e9, 0.005),
@@ -113,6 +121,29 @@ def test_mixtral_active_parameters():
     assert counts["experts"] == 32 * 8 * 3 * 4096 * 14336
     dense = llm_param_counts(shipped_config("mistral-7b"))
     assert dense["active_per_token"] == dense["total"]
+
+
+@pytest.mark.golden
+def test_grok_1_and_glam_parameters_by_hand():
+    # Grok-1 (xai-org/grok-1 run.py and pytorch/modeling_grok_1.py): 64 layers of attention (q and
+    # o 6144 x 6144, k and v 6144 x 1024: 8 KV heads of 128), 2 RMSNorms, a router 6144 x 8 and 8
+    # gated experts 3 x 6144 x 32768; a 131072 x 6144 embedding, tied to the LM head; final norm
+    h = 6144
+    layer = 2 * h * h + 2 * h * 1024 + 2 * h + h * 8 + 8 * 3 * h * 32768
+    grok = llm_param_counts(shipped_config("grok-1"))
+    assert grok["total"] == 64 * layer + 131072 * h + h == 315_684_034_560
+    assert grok["experts"] == 64 * 8 * 3 * h * 32768
+    assert grok["active_per_token"] == grok["total"] - 64 * 6 * 3 * h * 32768
+    # GLaM-143B (Duplex Table I; LLMSimulator's glam): 32 MHA layers of 4 x 4096^2 and 2
+    # LayerNorms (2 x 4096 each); 16 dense layers with a 2 x 4096 x 16384 FFN, 16 MoE layers with a
+    # router 4096 x 64 and 64 experts of 2 x 4096 x 16384; a 256000 x 4096 embedding, tied; no
+    # position table (relative position biases, not modelled); final LayerNorm
+    h, ffn = 4096, 2 * 4096 * 16384
+    attn = 4 * h * h + 4 * h
+    glam = llm_param_counts(shipped_config("glam-143b"))
+    assert glam["total"] == 32 * attn + 16 * ffn + 16 * (h * 64 + 64 * ffn) + 256000 * h + 2 * h
+    assert glam["experts"] == 16 * 64 * ffn and glam["active_per_token"] == glam["total"] - 16 * 62 * ffn
+    assert shipped_config("glam-143b").layer_kinds == (False, True) * 16
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -448,3 +479,27 @@ def test_build_from_a_users_config(tmp_path):
     with pytest.raises(ConfigError) as err:
         build_llm_from_file(str(path), batch_size=2)
     assert err.value.problems[0].path == "workload.batch_size" and "did you mean 'batch'" in str(err.value)
+
+
+def test_a_tied_lm_head_reads_its_devices_shard_of_the_vocabulary():
+    # OPT's LM head is the token embedding (50272 x 2048) read as a matrix. Under tensor
+    # parallelism each device computes ceil(50272 / 4) = 12568 logits: it reads those rows of the
+    # table (a view, lm_head.table_shard), not all of them; the embedding itself stays whole
+    from simulator.experiment import experiment_from_dict
+    from simulator.run import run_experiment
+    from workloads.serving import IterationShape, build_iteration
+
+    g = build_model("opt-1.3b", phase="decode", batch=4, context=64, parallelism={"tensor": 4})
+    shard = g.op("lm_head").inputs[1]
+    assert g.op("lm_head.table_shard").inputs[0].shape == (50272, 2048)
+    assert shard.shape == (12568, 2048) and shard.role == "weight" and g.op("lm_head").N == 12568
+    it = build_iteration(shipped_config("opt-1.3b"), IterationShape(0, 1, 4, 64), parallelism={"tensor": 4})
+    assert it.op("lm_head").inputs[1].shape == (12568, 2048)
+    assert "lm_head.table_shard" not in {op.name for op in build_model("opt-1.3b", phase="decode", batch=4,
+                                                                      context=64).ops()}
+    r = run_experiment(experiment_from_dict({
+        "name": "tied", "architecture": {"preset": "h100_sxm"},
+        "system": {"devices": 4, "link": {"bandwidth": "450 GB/s"}, "parallelism": {"tensor": 4}},
+        "workload": {"model": "opt-1.3b", "phase": "decode", "batch": 4, "sequence": 64, "generate": 1}}))
+    head, = [l for l in r.layers if l.name.endswith("lm_head")]
+    assert head.counters["hbm_read_bytes"] == 12568 * 2048 * 2

@@ -179,3 +179,66 @@ def test_file_errors(tmp_path):
 def test_unknown_shipped_name():
     with pytest.raises(ConfigError, match="did you mean 'llama-2-7b'"):
         shipped_config("llama-2-7")
+
+
+# ---- dense and MoE layers interleaved (Qwen2-MoE's keys) ------------------------------------------
+
+MOE = {**BASE, "model_type": "mixtral", "num_hidden_layers": 6, "num_local_experts": 4,
+       "num_experts_per_tok": 2}
+
+
+def test_which_layers_are_moe_follows_qwen2_moe(tmp_path):
+    # Hugging Face Qwen2MoeDecoderLayer: MoE when layer_idx not in mlp_only_layers and
+    # (layer_idx + 1) % decoder_sparse_step == 0
+    every = load_llm_config(write(tmp_path, MOE))
+    assert every.layer_kinds == (True,) * 6 and every.decoder_sparse_step == 1
+    other = load_llm_config(write(tmp_path, {**MOE, "decoder_sparse_step": 2}))
+    assert other.layer_kinds == (False, True) * 3
+    third = load_llm_config(write(tmp_path, {**MOE, "decoder_sparse_step": 3, "mlp_only_layers": [5]}))
+    assert third.layer_kinds == (False, False, True, False, False, False)
+    some = load_llm_config(write(tmp_path, {**MOE, "mlp_only_layers": [0, 3], "moe_intermediate_size": 32}))
+    assert some.layer_kinds == (False, True, True, False, True, True)
+    assert (some.intermediate_size, some.expert_intermediate_size) == (96, 32)
+    assert every.expert_intermediate_size == 96  # Mixtral: the experts are intermediate_size wide
+    # a short model of given kinds (the serving cost model's), and the dense model's
+    short = other.with_layer_kinds((True, True))
+    assert short.num_hidden_layers == 2 and short.layer_kinds == (True, True)
+    assert other.with_layer_kinds((False,)).layer_kinds == (False,)
+    assert shipped_config("llama-2-7b").with_layer_kinds((False, False)).num_hidden_layers == 2
+    with pytest.raises(ValueError, match="has no experts"):
+        shipped_config("llama-2-7b").with_layer_kinds((True,))
+
+
+def test_glam_is_a_gpt_decoder_without_a_position_table():
+    glam = shipped_config("glam-143b")
+    assert (glam.family, glam.norm, glam.gated_mlp, glam.rotary, glam.learned_positions) == \
+        ("gpt", "layernorm", False, False, False)
+    assert (glam.num_local_experts, glam.num_experts_per_tok, glam.decoder_sparse_step) == (64, 2, 2)
+    assert not glam.attention_bias and not glam.mlp_bias and glam.tie_word_embeddings
+    grok = shipped_config("grok-1")
+    assert (grok.family, grok.gated_mlp, grok.hidden_act, grok.heads_per_group) == ("llama", True, "gelu", 6)
+
+
+@pytest.mark.parametrize("changes, key, text", [
+    ({"decoder_sparse_step": 0}, "decoder_sparse_step", "expected an integer >= 1, found 0"),
+    ({"decoder_sparse_step": 7}, "decoder_sparse_step", "no layer has experts"),
+    ({"mlp_only_layers": [0, 1, 2, 3, 4, 5]}, "mlp_only_layers", "no layer has experts"),
+    ({"mlp_only_layers": [1, 6]}, "mlp_only_layers", "layer indices [6] are outside 0..5"),
+    ({"mlp_only_layers": [1, 1]}, "mlp_only_layers", "[1] are listed more than once"),
+    ({"mlp_only_layers": "1"}, "mlp_only_layers", "expected a list of layer indices"),
+    ({"mlp_only_layers": [True]}, "mlp_only_layers", "expected a list of layer indices"),
+    ({"moe_intermediate_size": -2}, "moe_intermediate_size", "expected an integer >= 1"),
+])
+def test_bad_interleaving_keys(tmp_path, changes, key, text):
+    with pytest.raises(ConfigError) as err:
+        load_llm_config(write(tmp_path, {**MOE, **changes}))
+    p, = err.value.problems
+    assert p.path == key and text in p.message and p.file.endswith("config.json")
+
+
+def test_interleaving_keys_on_a_dense_model_are_errors(tmp_path):
+    ps = problems(tmp_path, decoder_sparse_step=2, mlp_only_layers=[0], moe_intermediate_size=8)
+    assert [p.path for p in ps] == ["decoder_sparse_step", "moe_intermediate_size", "mlp_only_layers"]
+    assert all("num_local_experts is not given" in p.message for p in ps)
+    # step 1 is the default and says nothing
+    assert load_llm_config(write(tmp_path, {**BASE, "decoder_sparse_step": 1})).layer_kinds == (False, False)

@@ -27,6 +27,14 @@ def test_a_layer_is_the_first_layer_of_the_model(phase, kw):
     assert MODELS["llama-2-7b-layer"].family == "llm"
 
 
+def test_the_layer_of_an_interleaved_model_is_its_first_layers_kind():
+    # GLaM-143B: layer 0 dense (a two-matrix MLP), layers 1, 3, ... MoE; Mixtral: every layer MoE
+    glam = {op.name for op in build_model("glam-143b-layer", phase="decode", batch=2, context=8).ops()}
+    assert "layers.0.mlp.up" in glam and not any(".moe." in n for n in glam)
+    mix = {op.name for op in build_model("mixtral-8x7b-layer", phase="decode", batch=2, context=8).ops()}
+    assert "layers.0.moe.router" in mix
+
+
 def test_encoders_have_no_layer_model():
     assert "bert-base-layer" not in MODELS and "llama-2-70b-layer" in MODELS
 

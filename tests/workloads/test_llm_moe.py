@@ -163,3 +163,53 @@ def test_mixtral_decode_moe():
     active = sum(1 for c in g.meta["expert_tokens"][0] if c)
     assert sum(1 for op in g.ops() if op.name.startswith("layers.0.moe.expert") and
                op.name.endswith(".down")) == active
+
+
+# ---- interleaved dense and MoE layers; two-matrix experts ---------------------------------------
+
+def _interleaved(**changes) -> LLMConfig:
+    data = {"model_type": "glam", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 4,
+            "intermediate_size": 96, "vocab_size": 100, "num_local_experts": 4, "num_experts_per_tok": 2,
+            "decoder_sparse_step": 2, "hidden_act": "gelu", "attention_bias": False, "mlp_bias": False,
+            **changes}
+    return LLMConfig.from_dict(data, name="interleaved")
+
+
+def test_dense_and_moe_layers_alternate_and_experts_have_the_familys_mlp():
+    cfg = _interleaved()
+    g = build_llm(cfg, phase="decode", batch=4, context=16)
+    names = {op.name for op in g.ops()}
+    for i in (0, 2):  # dense: a two-matrix MLP, no router
+        assert {f"layers.{i}.mlp.up", f"layers.{i}.mlp.act", f"layers.{i}.mlp.down"} <= names
+        assert not any(n.startswith(f"layers.{i}.moe") for n in names)
+    for i in (1, 3):  # MoE: router, experts of up / act / down (no gate), combine
+        assert {f"layers.{i}.moe.router", f"layers.{i}.moe.expert0.up", f"layers.{i}.moe.expert0.act",
+                f"layers.{i}.moe.expert0.down", f"layers.{i}.moe.combine"} <= names
+        assert f"layers.{i}.moe.expert0.gate" not in names and f"layers.{i}.mlp.up" not in names
+        assert g.op(f"layers.{i}.moe.expert0.act").function == "gelu"
+    assert len(g.meta["expert_tokens"]) == 2  # one routing per MoE layer
+    assert not any(n.endswith("rotary") for n in names) and "embed_positions" not in names
+    # every weight once (a prefill long enough that every expert gets rows)
+    assert build_llm(cfg, sequence=16).params == llm_param_counts(cfg)["total"]
+    # experts of their own width (Qwen2-MoE's moe_intermediate_size)
+    narrow = build_llm(_interleaved(moe_intermediate_size=32), phase="decode", batch=4, context=16)
+    assert narrow.op("layers.1.moe.expert0.up").out_features == 32
+    assert narrow.op("layers.0.mlp.up").out_features == 96
+
+
+def test_dense_layers_are_tensor_parallel_beside_expert_parallel_ones():
+    # {tensor: 4, expert: 4}: the attention and the dense MLPs split 4 ways (all-reduced), the
+    # experts whole on their devices; MLP width 96 / 4 = 24 per device
+    cfg = _interleaved(num_hidden_layers=2)
+    g = build_llm(cfg, phase="decode", batch=8, context=16, parallelism={"tensor": 4, "expert": 4})
+    assert g.op("layers.0.mlp.up").out_features == 24 and g.op("layers.0.mlp.allreduce").kind == "collective"
+    assert g.op("layers.1.moe.expert1.up").out_features == 96 and g.op("layers.1.moe.expert1.up").device == 1
+    with pytest.raises(ConfigError) as err:  # the dense MLP width must divide
+        build_llm(_interleaved(num_hidden_layers=2, intermediate_size=90), phase="decode", batch=8,
+                  context=16, parallelism={"tensor": 4, "expert": 4})
+    p, = err.value.problems
+    assert p.path == "system.parallelism.tensor" and "does not divide intermediate_size 90" in p.message
+    # with the experts split too (tensor parallelism alone) their width must divide
+    with pytest.raises(ConfigError, match="each expert's width 30"):
+        build_llm(_interleaved(num_hidden_layers=2, moe_intermediate_size=30), phase="decode", batch=8,
+                  context=16, parallelism={"tensor": 4})

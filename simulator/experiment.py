@@ -497,13 +497,11 @@ def _override_problems(mapper: MapperOptions, arch: Architecture, graph: OpGraph
     from simulator.serving import ServingPlan
 
     names = [op.name for op in graph.ops()]
-    if isinstance(plan, ServingPlan):  # a mixed iteration's operators, in every layer
+    if isinstance(plan, ServingPlan):  # a mixed iteration's operators, every layer (dense or MoE)
         from workloads.serving import IterationShape
 
         n = plan.requests[0].input_tokens
-        one = [op.name for op in plan.iteration_graph(IterationShape(n, n, 1, n), layers=1).ops()]
-        for i in range(plan.cfg.num_hidden_layers):
-            names += [x.replace("layers.0.", f"layers.{i}.", 1) for x in one]
+        names += [op.name for op in plan.iteration_graph(IterationShape(n, n, 1, n)).ops()]
     probs = Problems(file, lines)
     for pattern, message, hint in override_problems(mapper, names, arch):
         probs.add(("mapper", "placement_overrides", pattern), message, hint=hint)

@@ -29,7 +29,8 @@ numbers. ``devices`` is how many devices the degrees use: tensor x pipeline, or 
   - ``tensor == expert``: tensor parallel over the same devices (Duplex's setup; DeepSpeed-MoE
     inference's tensor-sliced non-expert layers beside expert parallelism, Rajbhandari et al.,
     ICML 2022, Sec. 5; Megatron-Core's MoE "parallel folding"): every device runs the whole
-    batch's attention on its share of the heads, then all-reduces it (as tensor parallelism).
+    batch's attention on its share of the heads, then all-reduces it (as tensor parallelism);
+    a model's dense MLP layers (interleaved with MoE layers, as GLaM's) are tensor-split too.
     The devices then hold the same tokens, so each takes its 1/tensor of the token rows (a view,
     ``moe.shard``: ceil(rows / tensor), the busiest device's), routes them and sends them to the
     experts (each device sends 1/tensor of the tokens, as in DeepSpeed-MoE's coordinated
@@ -157,10 +158,6 @@ class Parallelism:
         t = self.tensor
         kv = cfg.num_key_value_heads
         return cfg.num_attention_heads // t, (kv // t if kv % t == 0 else 1)
-
-    def local_intermediate(self, cfg) -> int:
-        """The MLP's (or each expert's) intermediate features on one device."""
-        return cfg.intermediate_size // self.expert_tensor
 
     def replicas(self, op_name: str, kind: str) -> int:
         """How many devices do the work of the simulated operator ``op_name`` (of ``kind``): the

@@ -278,3 +278,14 @@ def test_automatic_kv_capacity_is_what_the_hbm_holds_beside_the_weights():
     per_token = 2 * 32 * 1024 * 2
     assert exp.serving.kv_capacity_tokens == 4 * int((0.9 * 80e9 - weights) // per_token)
     assert exp.serving.kv_capacity_tokens == pytest.approx(1.41e6, rel=0.01)
+
+
+def test_placement_overrides_are_checked_against_each_layers_own_operators(tmp_path):
+    # layer 3 is a MoE layer: a pattern for its dense MLP matches nothing (an error), while its
+    # experts and the mixed iterations' prefill attention match
+    ok = {"layers.3.moe.expert*": "pim", "layers.3.prefill.attn.qk": "xpu", "layers.2.mlp.up": "xpu"}
+    _interleaved_exp(tmp_path, {"mapper": {"attention": "fused", "placement_overrides": ok}})
+    with pytest.raises(ConfigError) as info:
+        _interleaved_exp(tmp_path, {"mapper": {"attention": "fused",
+                                               "placement_overrides": {"layers.3.mlp.*": "pim"}}})
+    assert "'layers.3.mlp.*' matches no operator" in str(info.value)

@@ -18,7 +18,7 @@ import networkx as nx
 
 from workloads.ops import (Conv2D, Elementwise, Embedding, GemmShape, Linear, MatMul, Norm, Op, Pool,
                            Reshape, Softmax, TensorSpec, TopK, _pair, conv_out)
-from workloads.precision import PRECISIONS
+from workloads.precision import DEFAULT_SCALE_BITS, PRECISIONS
 
 __all__ = ["OpGraph", "PrecisionPolicy", "GraphError"]
 
@@ -43,7 +43,7 @@ class PrecisionPolicy:
     activations: str = "int8"
     kv_cache: str | None = None  # defaults to activations
     group_size: int | None = None  # weights: one scale per group (quantized formats)
-    scale_bits: int = 16  # bits of each group's scale (workloads.precision.DEFAULT_SCALE_BITS)
+    scale_bits: int = DEFAULT_SCALE_BITS  # bits of each group's scale
 
     def __post_init__(self) -> None:
         for name in ("weights", "activations", "kv_cache"):
@@ -55,6 +55,10 @@ class PrecisionPolicy:
     @property
     def kv(self) -> str:
         return self.kv_cache or self.activations
+
+    def weight(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
+        """A weight tensor stored at this policy's weight precision and quantization."""
+        return TensorSpec(name, tuple(shape), self.weights, "weight", self.group_size, self.scale_bits)
 
 
 class OpGraph:
@@ -122,8 +126,7 @@ class OpGraph:
         return op.output
 
     def _weight(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
-        p = self.precision
-        return TensorSpec(name, shape, p.weights, "weight", p.group_size, p.scale_bits)
+        return self.precision.weight(name, shape)
 
     def _act(self, name: str, shape: tuple[int, ...]) -> TensorSpec:
         return TensorSpec(name, tuple(int(s) for s in shape), self.precision.activations)

@@ -92,11 +92,9 @@ class _Builder:
         if role == "activation":
             return self.g.linear(name, x, out, bias=bias, block=block, phase=self.phase)
         *lead, k = x.shape
-        weights = [TensorSpec(f"{name}.weight", (k, out), self.p.weights, "weight", self.p.group_size,
-                              self.p.scale_bits)]
+        weights = [self.p.weight(f"{name}.weight", (k, out))]
         if bias:
-            weights.append(TensorSpec(f"{name}.bias", (out,), self.p.weights, "weight", self.p.group_size,
-                                      self.p.scale_bits))
+            weights.append(self.p.weight(f"{name}.bias", (out,)))
         return self.g.add(Linear(name=name, inputs=(x,), weights=tuple(weights),
                                  output=TensorSpec(f"{name}.out", (*lead, out), self.p.kv, role),
                                  tokens=x.numel // k, in_features=k, out_features=out,
@@ -110,7 +108,7 @@ class _Builder:
 
     def view(self, name: str, x: TensorSpec, shape: tuple[int, ...], block: str,
              like: TensorSpec | None = None) -> TensorSpec:
-        out = (TensorSpec(f"{name}.out", shape, like.precision, like.role, like.group_size, like.scale_bits) if like is not None
+        out = (like.like(f"{name}.out", shape) if like is not None
                else TensorSpec(f"{name}.out", shape, self.p.activations))
         return self.g.add(Reshape(name=name, inputs=(x,), output=out, block=block, phase=self.phase))
 
@@ -135,8 +133,7 @@ class _Builder:
         (a view aliases its first input: the bytes and residency of ``q`` are unchanged).
         """
         self.kv_store(blk, k, v)
-        out = TensorSpec(f"{blk}.{name}.kv_append.out", q.shape, q.precision, q.role, q.group_size,
-                         q.scale_bits)
+        out = q.like(f"{blk}.{name}.kv_append.out", q.shape)
         return self.g.add(Reshape(name=f"{blk}.{name}.kv_append", inputs=(q, k, v), output=out, block=blk,
                                   phase=self.phase))
 

@@ -204,8 +204,7 @@ def moe_block(g: OpGraph, cfg, x: TensorSpec, *, load: ExpertLoad, layer: int, b
     if token_shards > 1:  # the tensor-parallel peers hold the same rows: each routes its share
         tokens = -(-tokens // token_shards)
         x = g.add(Reshape(name=f"{pre}.shard", inputs=(full,), block=block, phase=phase,
-                          output=TensorSpec(f"{pre}.shard.out", (tokens, h), full.precision, full.role,
-                                            full.group_size, full.scale_bits)))
+                          output=full.like(f"{pre}.shard.out", (tokens, h))))
     logits = linear(f"{pre}.router", x, experts, False)
     weights = g.topk(f"{pre}.topk", logits, k, block=block, phase=phase)
     ep = expert_parallel

@@ -11,7 +11,7 @@ Shapes are NCHW for feature maps and (..., features) for token streams.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from workloads.precision import DEFAULT_SCALE_BITS, effective_bits, storage_bytes
@@ -36,6 +36,11 @@ class TensorSpec:
             raise ValueError(f"tensor '{self.name}': group_size must be positive, found {self.group_size}")
         if not 1 <= self.scale_bits <= 32:
             raise ValueError(f"tensor '{self.name}': scale_bits must be 1..32, found {self.scale_bits}")
+
+    def like(self, name: str, shape: tuple[int, ...]) -> "TensorSpec":
+        """A tensor of another name and shape with this one's precision, class and quantization
+        (a view's output, a shard of rows)."""
+        return replace(self, name=name, shape=tuple(shape))
 
     @property
     def effective_bits(self) -> float:

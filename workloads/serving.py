@@ -307,7 +307,7 @@ class _IterationBuilder(_Builder):
 
     def _rows(self, name: str, x: TensorSpec, shape: tuple[int, ...], blk: str) -> TensorSpec:
         """A view of some token rows of ``x``, keeping its precision and role."""
-        out = TensorSpec(f"{name}.out", shape, x.precision, x.role, x.group_size, x.scale_bits)
+        out = x.like(f"{name}.out", shape)
         return self.g.add(Reshape(name=name, inputs=(x,), output=out, block=blk, phase=self.phase))
 
     def attention(self, x: TensorSpec, blk: str, batch: int, positions: int, span: int) -> TensorSpec:

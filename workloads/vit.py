@@ -65,7 +65,7 @@ def build_vit(name: str, *, batch: int = 1, image_size: int = 224,
     g = OpGraph(name, p, meta={"model": name, "batch": batch, "image_size": image_size, "tokens": T})
 
     def weight(n: str, shape: tuple[int, ...]) -> TensorSpec:
-        return TensorSpec(n, shape, p.weights, "weight", p.group_size, p.scale_bits)
+        return p.weight(n, shape)
 
     def act(n: str, shape: tuple[int, ...], role: str = "activation") -> TensorSpec:
         return TensorSpec(n, shape, p.kv if role == "kv_cache" else p.activations, role)
